@@ -1,0 +1,54 @@
+#!/usr/bin/env bun
+/**
+ * The one `lanrage` CLI. Each command lives in its own module (loaded lazily, so `lanrage keygen` does not
+ * load the control server) and exports `main(argv): Promise<number>` returning the exit code.
+ */
+type CommandModule = { main(argv: string[]): Promise<number> }
+interface Entry {
+  summary: string
+  load: () => Promise<CommandModule>
+}
+
+// Add a line here when a command's module lands; `test/cli.test.ts` runs --help on every entry.
+export const COMMANDS: Record<string, Entry> = {
+  settings: { summary: 'get, set, list or delete values in the settings database', load: () => import('./client/cli/settings.ts') },
+}
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length))
+  return [
+    'Usage: lanrage <command> [options]',
+    '',
+    'LANrage: if it runs on LAN, it runs on LANrage. A zero-config gaming VPN control plane.',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, e]) => `  ${name.padEnd(width)}  ${e.summary}`),
+    '',
+    'Run `lanrage <command> --help` for its options.',
+  ].join('\n')
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv
+  if (!cmd || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+    console.log(usage())
+    return cmd ? 0 : 2
+  }
+  if (cmd === '--version' || cmd === 'version') {
+    console.log((await import('../package.json')).version)
+    return 0
+  }
+  const entry = COMMANDS[cmd]
+  if (!entry) {
+    console.error(`lanrage: unknown command "${cmd}"\n\n${usage()}`)
+    return 2
+  }
+  const mod = await entry.load()
+  return mod.main(rest)
+}
+
+if (import.meta.main) {
+  const code = await run(process.argv.slice(2))
+  // Servers keep running (their main resolves only at shutdown); everything else exits with its code.
+  process.exitCode = code
+}
