@@ -1,0 +1,23 @@
+/** `lanrage pubkey`: reads a WireGuard private key on stdin and prints its public key, like `wg pubkey`. */
+import { Type } from '@sinclair/typebox'
+import { runCommand } from '../../shared/command.ts'
+import type { CommandSpec } from '../../shared/config.ts'
+import { encodeKey, parsePrivateKey, publicKeyOf } from '../wireguard/keys.ts'
+
+export const spec = {
+  name: 'pubkey',
+  summary: 'read a WireGuard private key on stdin, print its public key, like `wg pubkey`',
+  schema: Type.Object({}),
+} satisfies CommandSpec<any>
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand(spec, { argv, env: process.env }, async (_cfg, pos) => {
+    if (pos.length) {
+      console.error(`lanrage pubkey: takes no arguments; the private key comes on stdin`)
+      return 2
+    }
+    const text = await Bun.stdin.text()
+    process.stdout.write(encodeKey(publicKeyOf(parsePrivateKey(text))) + '\n')
+    return 0
+  })
+}

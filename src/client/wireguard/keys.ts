@@ -1,0 +1,75 @@
+/**
+ * WireGuard keys: X25519 key pairs (RFC 7748) in the text form `wg` uses — standard base64 of 32 bytes.
+ *
+ * `wg genkey` prints an already clamped scalar (RFC 7748 §5: clear bits 0-2 of byte 0, clear bit 7 and set bit 6
+ * of byte 31). X25519 clamps on use anyway, so the public key is the same either way; we clamp when generating
+ * so our private keys are byte-identical in form to wg's, and `wg pubkey` of ours equals ours.
+ */
+import { x25519 } from '@noble/curves/ed25519.js'
+import { LanrageError } from '../../shared/errors.ts'
+
+export type WgPrivateKey = Uint8Array & { readonly __brand: 'WgPrivateKey' }
+export type WgPublicKey = Uint8Array & { readonly __brand: 'WgPublicKey' }
+export interface WgKeyPair {
+  privateKey: WgPrivateKey
+  publicKey: WgPublicKey
+}
+
+export const KEY_LEN = 32
+
+export class InvalidKeyError extends LanrageError {
+  constructor(message: string) {
+    super('INVALID_KEY', message, 400)
+  }
+}
+
+/** RFC 7748 §5 decodeScalar25519 clamping, on a copy. */
+export function clamp(raw: Uint8Array): Uint8Array {
+  const k = Uint8Array.from(raw)
+  k[0]! &= 248
+  k[31]! &= 127
+  k[31]! |= 64
+  return k
+}
+
+export function generatePrivateKey(): WgPrivateKey {
+  return clamp(crypto.getRandomValues(new Uint8Array(KEY_LEN))) as WgPrivateKey
+}
+
+export function publicKeyOf(priv: WgPrivateKey): WgPublicKey {
+  return x25519.getPublicKey(priv) as WgPublicKey
+}
+
+export function generateKeyPair(): WgKeyPair {
+  const privateKey = generatePrivateKey()
+  return { privateKey, publicKey: publicKeyOf(privateKey) }
+}
+
+/** X25519(priv, pub): the shared secret used for the control server's registration proof. */
+export function sharedSecret(priv: WgPrivateKey, pub: WgPublicKey): Uint8Array {
+  return x25519.getSharedSecret(priv, pub)
+}
+
+export function encodeKey(k: Uint8Array): string {
+  return Buffer.from(k).toString('base64')
+}
+
+const B64_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/
+
+/** Parses the 44-character base64 text `wg` prints (whitespace around it is ignored, as `wg pubkey` does). */
+function decodeKey(text: string, what: string): Uint8Array {
+  const t = text.trim()
+  if (!B64_KEY_RE.test(t)) throw new InvalidKeyError(`${what} must be 44 characters of base64 encoding 32 bytes (as wg prints it)`)
+  return new Uint8Array(Buffer.from(t, 'base64'))
+}
+
+export const parsePrivateKey = (text: string) => decodeKey(text, 'private key') as WgPrivateKey
+export const parsePublicKey = (text: string) => decodeKey(text, 'public key') as WgPublicKey
+
+/** Constant-time comparison (keys are secrets or identities; never compare them with an early exit). */
+export function keysEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  let d = 0
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!
+  return d === 0
+}

@@ -1,0 +1,29 @@
+// Helpers for the client tests: run the real CLI, find the natlab script, wait for a condition.
+import { join } from 'node:path'
+
+export const REPO = join(import.meta.dir, '..', '..')
+export const BIN = join(REPO, 'bin', 'lanrage')
+
+/** Runs `bin/lanrage` as a user would (a real process), with extra env and optional stdin. */
+export function runLanrage(args: string[], env: Record<string, string> = {}, stdin?: string) {
+  const p = Bun.spawnSync([BIN, ...args], { env: { ...process.env, ...env }, stdin: stdin === undefined ? 'ignore' : Buffer.from(stdin) })
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() }
+}
+
+export const isRoot = process.getuid?.() === 0
+
+/** Polls `check` every `everyMs` until it returns a truthy value or `timeoutMs` passes (bounded in time). */
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 5000, everyMs = 25): Promise<NonNullable<Awaited<T>>> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  while (Date.now() < deadline) {
+    try {
+      const v = await check()
+      if (v) return v as NonNullable<Awaited<T>>
+    } catch (e) {
+      last = e
+    }
+    await Bun.sleep(everyMs)
+  }
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
+}
