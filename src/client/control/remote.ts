@@ -1,0 +1,511 @@
+/**
+ * RemoteControlPlane: the control server's HTTP API and its `/ws` live channel (CONTRACTS.md).
+ *
+ * - Registration proves possession of the WireGuard private key: HMAC-SHA256 keyed by X25519(our private,
+ *   server public) over the 32 challenge bytes. The token it yields goes in `Authorization: Bearer`.
+ * - Every request is retried with exponential backoff + jitter on network errors and 5xx, never on 4xx.
+ *   A 401 triggers one re-registration (the token expired, was revoked, or the server lost it) and a retry.
+ * - The live channel reconnects with backoff forever (until close()); after a drop that happened before the
+ *   server's `hello`, the next attempt registers again first, since a refused upgrade usually means a dead token.
+ * - A heartbeat loop keeps every party this client created or joined alive (the server drops silent peers).
+ */
+import { hmac } from '@noble/hashes/hmac.js'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { silentLogger, type Logger } from '../../shared/log.ts'
+import { encodeKey, parsePrivateKey, parsePublicKey, publicKeyOf, sharedSecret, type WgPrivateKey } from '../wireguard/keys.ts'
+import { backoffDelay, DEFAULT_RECONNECT, DEFAULT_RETRY, isRetryable, type BackoffPolicy } from './backoff.ts'
+import { ControlAuthError, ControlPlaneError, ControlProtocolError, ControlUnreachableError, errorFromResponse, ControlMissingError } from './errors.ts'
+import { Emitter } from './events.ts'
+import type {
+  ControlEventName,
+  ControlEvents,
+  ControlPlane,
+  CreatePartyOptions,
+  JoinPartyOptions,
+  LeaveResult,
+  PartyInfo,
+  PeerEndpointInfo,
+  PeerInfo,
+  RelayOffer,
+  Signal,
+} from './types.ts'
+
+/** The server drops peers silent for 5 minutes; 30 s leaves room for several lost heartbeats. */
+export const DEFAULT_HEARTBEAT_MS = 30_000
+/** WebSocket keepalive: a ping this often, and a connection with no answer for two periods is dead. */
+export const DEFAULT_PING_MS = 20_000
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+
+export interface RemoteControlPlaneOptions {
+  /** Control server base URL, e.g. http://127.0.0.1:8667 */
+  url: string
+  /** This peer's WireGuard private key (its identity). */
+  privateKey: WgPrivateKey | string
+  retry?: Partial<BackoffPolicy>
+  reconnect?: Partial<BackoffPolicy>
+  heartbeatIntervalMs?: number
+  pingIntervalMs?: number
+  requestTimeoutMs?: number
+  fetch?: typeof fetch
+  random?: () => number
+  log?: Logger
+}
+
+export interface TokenInfo {
+  token: string
+  peer_id: string
+  expires_at: string
+}
+
+interface RequestOptions {
+  auth?: boolean
+  /** Words for error messages, e.g. "join party abc". */
+  what: string
+}
+
+/** peer_id = first 16 hex digits of SHA-256(raw public key) (CONTRACTS.md). */
+export function peerIdOf(publicKey: Uint8Array): string {
+  return Buffer.from(sha256(publicKey)).toString('hex').slice(0, 16)
+}
+
+/** The challenge as the server sent it (base64 or hex of 32 bytes) → raw bytes; undefined if neither. */
+function challengeBytes(text: unknown): Uint8Array | undefined {
+  if (typeof text !== 'string') return undefined
+  if (/^[0-9a-f]{64}$/i.test(text)) return new Uint8Array(Buffer.from(text, 'hex'))
+  const b = /^[A-Za-z0-9+/_-]+={0,2}$/.test(text) ? new Uint8Array(Buffer.from(text, 'base64')) : undefined
+  return b && b.length === 32 ? b : undefined
+}
+
+/** The key proof of CONTRACTS.md: base64(HMAC-SHA256(X25519(client_priv, server_pub), challenge)). */
+export function registrationProof(privateKey: WgPrivateKey, serverPublicKey: string, challenge: Uint8Array): string {
+  return Buffer.from(hmac(sha256, sharedSecret(privateKey, parsePublicKey(serverPublicKey)), challenge)).toString('base64')
+}
+
+function field<T>(body: unknown, key: string, what: string, check: (v: unknown) => boolean = (v) => v !== undefined && v !== null): T {
+  const v = (body as Record<string, unknown> | null)?.[key]
+  if (!check(v)) throw new ControlProtocolError(`${what}: the server's answer has no valid "${key}"`)
+  return v as T
+}
+const isObj = (v: unknown) => typeof v === 'object' && v !== null
+const isStr = (v: unknown) => typeof v === 'string'
+
+export class RemoteControlPlane implements ControlPlane {
+  readonly url: string
+  readonly publicKey: string
+  private readonly privateKey: WgPrivateKey
+  private readonly retry: BackoffPolicy
+  private readonly reconnectPolicy: BackoffPolicy
+  private readonly fetchFn: typeof fetch
+  private readonly random: () => number
+  private readonly log: Logger
+  private readonly events = new Emitter<ControlEvents>()
+  private tokenInfo: TokenInfo | undefined
+  private registering: Promise<TokenInfo> | undefined
+  private registrations = 0
+  private closed = false
+  /** Parties to heartbeat, with what we last reported about ourselves there. */
+  private readonly joined = new Map<string, Pick<PeerEndpointInfo, 'public_endpoint' | 'nat_type'>>()
+  private heartbeatTimer: ReturnType<typeof setTimeout> | undefined
+  private ws: WebSocket | undefined
+  private wsWanted = false
+  private wsAttempt = 0
+  private wsEverConnected = false
+  /** Whether the latest live-channel connection got as far as the server's hello. */
+  private lastWsHelloed = false
+  private wsTimer: ReturnType<typeof setTimeout> | undefined
+  private pingTimer: ReturnType<typeof setInterval> | undefined
+  private readonly sleeping = new Set<{ timer: ReturnType<typeof setTimeout>; resolve: () => void }>()
+
+  constructor(private readonly opts: RemoteControlPlaneOptions) {
+    this.url = opts.url.replace(/\/+$/, '')
+    this.privateKey = typeof opts.privateKey === 'string' ? parsePrivateKey(opts.privateKey) : opts.privateKey
+    this.publicKey = encodeKey(publicKeyOf(this.privateKey))
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry }
+    this.reconnectPolicy = { ...DEFAULT_RECONNECT, ...opts.reconnect }
+    this.fetchFn = opts.fetch ?? fetch
+    this.random = opts.random ?? Math.random
+    this.log = (opts.log ?? silentLogger).child('control-client')
+  }
+
+  get peerId(): string | undefined {
+    return this.tokenInfo?.peer_id
+  }
+  /** The current bearer token (undefined before registration). */
+  get token(): string | undefined {
+    return this.tokenInfo?.token
+  }
+  /** Parties this client is in, as far as it knows (created or joined, not left or deleted). */
+  get parties(): string[] {
+    return [...this.joined.keys()]
+  }
+  /** True while the live channel is open and the server said hello. */
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN && this.wsEverConnected
+  }
+
+  on<K extends ControlEventName>(type: K, fn: (e: ControlEvents[K]) => void): () => void {
+    return this.events.on(type, fn)
+  }
+  /** The next event of a type (optionally matching `pred`), for callers that await one change. */
+  next<K extends ControlEventName>(type: K, pred?: (e: ControlEvents[K]) => boolean, timeoutMs?: number): Promise<ControlEvents[K]> {
+    return this.events.next(type, pred, timeoutMs)
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const entry = { timer: setTimeout(() => (this.sleeping.delete(entry), resolve()), ms), resolve }
+      this.sleeping.add(entry)
+    })
+  }
+
+  private async request<T>(method: string, path: string, body: unknown, o: RequestOptions): Promise<T> {
+    let reauthed = false
+    let lastNetwork: unknown
+    for (let attempt = 0; attempt < this.retry.attempts; attempt++) {
+      if (this.closed) throw new ControlUnreachableError(`${o.what}: the client is closed`)
+      const headers: Record<string, string> = { accept: 'application/json' }
+      if (body !== undefined) headers['content-type'] = 'application/json'
+      if (o.auth !== false) headers.authorization = `Bearer ${(await this.ensureToken()).token}`
+      let res: Response
+      try {
+        res = await this.fetchFn(this.url + path, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS),
+        })
+      } catch (e) {
+        lastNetwork = e
+        if (attempt + 1 < this.retry.attempts) {
+          const d = backoffDelay(attempt, this.retry, this.random)
+          this.log.debug('request failed, retrying', { what: o.what, error: e as Error, in_ms: d })
+          await this.sleep(d)
+        }
+        continue
+      }
+      const text = await res.text().catch(() => '')
+      let json: unknown
+      try {
+        json = text ? JSON.parse(text) : undefined
+      } catch {
+        json = undefined
+      }
+      if (res.ok) {
+        if (json === undefined) throw new ControlProtocolError(`${o.what}: the server answered ${res.status} without a JSON body`)
+        return json as T
+      }
+      if (res.status === 401 && o.auth !== false && !reauthed) {
+        // The token expired, was revoked, or the server forgot it: prove the key again, once, and retry.
+        reauthed = true
+        attempt--
+        this.log.info('token refused, registering again', { what: o.what })
+        await this.register(true)
+        continue
+      }
+      if (isRetryable(res.status) && attempt + 1 < this.retry.attempts) {
+        const d = backoffDelay(attempt, this.retry, this.random)
+        this.log.debug('server error, retrying', { what: o.what, status: res.status, in_ms: d })
+        await this.sleep(d)
+        continue
+      }
+      throw errorFromResponse(res.status, json, o.what)
+    }
+    throw new ControlUnreachableError(`${o.what}: cannot reach ${this.url} after ${this.retry.attempts} tries: ${(lastNetwork as Error)?.message ?? 'unknown error'}`, {
+      cause: lastNetwork,
+    })
+  }
+
+  private async ensureToken(): Promise<TokenInfo> {
+    if (this.tokenInfo) return this.tokenInfo
+    return this.register(false).then(() => this.tokenInfo!)
+  }
+
+  /** Registers (or, with `force`, registers again) and returns this peer's id. Concurrent calls share one. */
+  async register(force = false): Promise<string> {
+    if (this.tokenInfo && !force && !this.registering) return this.tokenInfo.peer_id
+    this.registering ??= this.doRegister().finally(() => (this.registering = undefined))
+    return (await this.registering).peer_id
+  }
+
+  private async doRegister(): Promise<TokenInfo> {
+    const what = 'register'
+    const ch = await this.request<Record<string, unknown>>('POST', '/auth/challenge', { public_key: this.publicKey }, { auth: false, what })
+    const challenge = challengeBytes(ch.challenge)
+    if (!challenge) throw new ControlProtocolError(`${what}: the challenge is not 32 bytes of base64 or hex`)
+    const serverKey = field<string>(ch, 'server_public_key', what, isStr)
+    let proof: string
+    try {
+      proof = registrationProof(this.privateKey, serverKey, challenge)
+    } catch (e) {
+      throw new ControlProtocolError(`${what}: the server's public key is unusable: ${(e as Error).message}`)
+    }
+    const r = await this.request<TokenInfo>('POST', '/auth/register', { public_key: this.publicKey, challenge: ch.challenge, proof }, { auth: false, what }).catch(
+      (e) => {
+        if (e instanceof ControlPlaneError && e.status === 401) throw new ControlAuthError(e.message, e.serverCode)
+        throw e
+      },
+    )
+    field<string>(r, 'token', what, isStr)
+    const expected = peerIdOf(publicKeyOf(this.privateKey))
+    if (field<string>(r, 'peer_id', what, isStr) !== expected) throw new ControlProtocolError(`${what}: the server gave peer id ${r.peer_id}, expected ${expected}`)
+    this.tokenInfo = { token: r.token, peer_id: r.peer_id, expires_at: r.expires_at }
+    this.events.emit('registered', { peer_id: r.peer_id, reregistered: this.registrations++ > 0 })
+    return this.tokenInfo
+  }
+
+  /** Exchanges the token for a new one (the old one stops working). */
+  async refresh(): Promise<TokenInfo> {
+    const r = await this.request<TokenInfo>('POST', '/auth/refresh', undefined, { what: 'refresh token' })
+    field<string>(r, 'token', 'refresh token', isStr)
+    this.tokenInfo = { token: r.token, peer_id: r.peer_id, expires_at: r.expires_at }
+    return this.tokenInfo
+  }
+
+  /** Revokes the current token at the server and forgets it (the next call registers again). */
+  async revoke(): Promise<void> {
+    if (!this.tokenInfo) return
+    await this.request('POST', '/auth/revoke', undefined, { what: 'revoke token' })
+    this.tokenInfo = undefined
+  }
+
+  private party(body: unknown, what: string): PartyInfo {
+    const p = field<PartyInfo>(body, 'party', what, isObj)
+    field(p, 'party_id', what, isStr)
+    field(p, 'peers', what, isObj)
+    return p
+  }
+
+  async createParty(name: string, o: CreatePartyOptions = {}): Promise<PartyInfo> {
+    const body: Record<string, unknown> = { name }
+    if (o.password !== undefined) body.password = o.password
+    if (o.max_peers !== undefined) body.max_peers = o.max_peers
+    if (o.peer_info) body.host_peer_info = o.peer_info
+    const r = await this.request('POST', '/parties', body, { what: `create party ${JSON.stringify(name)}` })
+    const party = this.party(r, 'create party')
+    this.joined.set(party.party_id, pick(o.peer_info))
+    return party
+  }
+
+  async joinParty(partyId: string, o: JoinPartyOptions = {}): Promise<PartyInfo> {
+    const body: Record<string, unknown> = {}
+    if (o.password !== undefined) body.password = o.password
+    if (o.peer_info) body.peer_info = o.peer_info
+    const r = await this.request('POST', `/parties/${enc(partyId)}/join`, body, { what: `join party ${partyId}` })
+    const party = this.party(r, 'join party')
+    this.joined.set(party.party_id, pick(o.peer_info))
+    return party
+  }
+
+  async leaveParty(partyId: string): Promise<LeaveResult> {
+    const me = await this.register()
+    const r = await this.request('DELETE', `/parties/${enc(partyId)}/peers/${enc(me)}`, undefined, { what: `leave party ${partyId}` })
+    this.joined.delete(partyId)
+    return field<LeaveResult>(r, 'status', 'leave party', (v) => v === 'left' || v === 'party_deleted')
+  }
+
+  async updatePeer(partyId: string, info: PeerEndpointInfo): Promise<PeerInfo> {
+    const me = await this.register()
+    const r = await this.request('PATCH', `/parties/${enc(partyId)}/peers/${enc(me)}`, info, { what: `update peer in party ${partyId}` })
+    if (this.joined.has(partyId)) this.joined.set(partyId, { ...this.joined.get(partyId), ...pick(info) })
+    return field<PeerInfo>(r, 'peer', 'update peer', isObj)
+  }
+
+  async getParty(partyId: string): Promise<PartyInfo> {
+    return this.party(await this.request('GET', `/parties/${enc(partyId)}`, undefined, { what: `get party ${partyId}` }), 'get party')
+  }
+
+  async getPeers(partyId: string): Promise<Record<string, PeerInfo>> {
+    const r = await this.request('GET', `/parties/${enc(partyId)}/peers`, undefined, { what: `get peers of party ${partyId}` })
+    return field<Record<string, PeerInfo>>(r, 'peers', 'get peers', isObj)
+  }
+
+  async discoverPeer(partyId: string, peerId: string): Promise<PeerInfo> {
+    const r = await this.request('GET', `/parties/${enc(partyId)}/peers/${enc(peerId)}`, undefined, { what: `discover peer ${peerId} in party ${partyId}` })
+    return field<PeerInfo>(r, 'peer', 'discover peer', isObj)
+  }
+
+  async heartbeat(partyId: string, info?: Pick<PeerEndpointInfo, 'public_endpoint' | 'nat_type'>): Promise<void> {
+    const me = await this.register()
+    const body = info ?? this.joined.get(partyId) ?? {}
+    await this.request('POST', `/parties/${enc(partyId)}/peers/${enc(me)}/heartbeat`, body, { what: `heartbeat in party ${partyId}` })
+  }
+
+  async sendSignal(partyId: string, toPeerId: string, type: string, data: unknown): Promise<Signal> {
+    const r = await this.request('POST', `/parties/${enc(partyId)}/signals`, { to_peer_id: toPeerId, type, data }, { what: `signal ${type} to ${toPeerId}` })
+    return field<Signal>(r, 'signal', 'send signal', isObj)
+  }
+
+  async getSignals(partyId: string): Promise<Signal[]> {
+    const r = await this.request('GET', `/parties/${enc(partyId)}/signals`, undefined, { what: `get signals of party ${partyId}` })
+    return field<Signal[]>(r, 'signals', 'get signals', Array.isArray)
+  }
+
+  async requestRelay(partyId: string, peerId: string): Promise<RelayOffer> {
+    const r = await this.request<RelayOffer>('POST', `/parties/${enc(partyId)}/relay`, { peer_id: peerId }, { what: `relay towards ${peerId}` })
+    field(r, 'ticket', 'relay request', isStr)
+    field(r, 'relay', 'relay request', isObj)
+    return r
+  }
+
+  /** Server health `GET /` (no auth). */
+  async health(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/', undefined, { auth: false, what: 'health' })
+  }
+
+  // ---- heartbeat loop
+
+  /** Heartbeats every party this client is in, every `intervalMs`, until stopHeartbeats() or close(). */
+  startHeartbeats(intervalMs = this.opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS): void {
+    this.stopHeartbeats()
+    const tick = async () => {
+      for (const partyId of [...this.joined.keys()]) {
+        if (this.closed) return
+        try {
+          await this.heartbeat(partyId)
+        } catch (e) {
+          // 404: the server dropped us (timeout) or the party is gone; stop beating for it.
+          if (e instanceof ControlMissingError) this.joined.delete(partyId)
+          this.events.emit('error', { where: `heartbeat ${partyId}`, error: e as Error })
+        }
+      }
+      if (!this.closed && this.heartbeatTimer !== undefined) this.heartbeatTimer = setTimeout(tick, intervalMs)
+    }
+    this.heartbeatTimer = setTimeout(tick, intervalMs)
+  }
+
+  stopHeartbeats(): void {
+    clearTimeout(this.heartbeatTimer)
+    this.heartbeatTimer = undefined
+  }
+
+  // ---- live channel
+
+  /** Opens the `/ws` live channel and keeps it open (reconnecting with backoff) until close(). */
+  async connect(): Promise<void> {
+    if (this.wsWanted) return
+    this.wsWanted = true
+    const first = this.next('connected', undefined, this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)
+    void this.openWs()
+    await first
+  }
+
+  private scheduleReconnect(reason: string): void {
+    if (this.closed || !this.wsWanted) return
+    const delay = backoffDelay(this.wsAttempt++, this.reconnectPolicy, this.random)
+    this.log.info('live channel down, reconnecting', { reason, in_ms: delay })
+    this.events.emit('disconnected', { reason, retry_in_ms: delay })
+    clearTimeout(this.wsTimer)
+    this.wsTimer = setTimeout(() => void this.openWs(), delay)
+  }
+
+  private async openWs(): Promise<void> {
+    if (this.closed) return
+    let token: string
+    try {
+      // The last attempt never got the server's hello: the upgrade was refused or the server was down.
+      // A refused upgrade usually means a dead token, so prove the key again (harmless if it was not that).
+      if (this.wsAttempt > 0 && !this.lastWsHelloed) await this.register(true)
+      token = (await this.ensureToken()).token
+    } catch (e) {
+      this.events.emit('error', { where: 'live channel', error: e as Error })
+      this.scheduleReconnect(`registration failed: ${(e as Error).message}`)
+      return
+    }
+    if (this.closed) return
+    const wsUrl = this.url.replace(/^http/, 'ws') + '/ws'
+    // Bun's WebSocket takes headers, so the token stays out of URLs (and logs).
+    const ws = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${token}` } } as unknown as string[])
+    this.ws = ws
+    this.lastWsHelloed = false
+    let lastPong = Date.now()
+    ws.onmessage = (m) => {
+      lastPong = Date.now()
+      this.onWsMessage(typeof m.data === 'string' ? m.data : Buffer.from(m.data as ArrayBuffer).toString())
+    }
+    ws.onerror = () => {
+      // a close event always follows; the reconnect happens there
+    }
+    ws.onclose = (ev) => {
+      if (this.ws === ws) this.ws = undefined
+      clearInterval(this.pingTimer)
+      this.scheduleReconnect(`closed (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`)
+    }
+    ws.onopen = () => {
+      const every = this.opts.pingIntervalMs ?? DEFAULT_PING_MS
+      clearInterval(this.pingTimer)
+      this.pingTimer = setInterval(() => {
+        if (Date.now() - lastPong > 2 * every) return ws.close(4000, 'no pong')
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'ping' }))
+      }, every)
+    }
+  }
+
+  /** Handles one server message; malformed input is reported as an `error` event, never thrown. */
+  private onWsMessage(text: string): void {
+    let m: Record<string, unknown>
+    try {
+      m = JSON.parse(text)
+      if (!isObj(m) || !isStr(m.type)) throw new Error('no type')
+    } catch {
+      this.events.emit('error', { where: 'live channel', error: new ControlProtocolError(`unparseable live message: ${text.slice(0, 80)}`) })
+      return
+    }
+    const pid = m.party_id as string
+    switch (m.type) {
+      case 'hello': {
+        const reconnect = this.wsEverConnected
+        this.wsEverConnected = true
+        this.lastWsHelloed = true
+        this.wsAttempt = 0
+        this.events.emit('connected', { peer_id: String(m.peer_id), parties: Array.isArray(m.parties) ? (m.parties as string[]) : [], reconnect })
+        return
+      }
+      case 'pong':
+        return
+      case 'peer_joined':
+      case 'peer_updated':
+        if (isStr(pid) && isObj(m.peer)) this.events.emit(m.type, { party_id: pid, peer: m.peer as PeerInfo })
+        return
+      case 'peer_left':
+        if (!isStr(pid) || !isStr(m.peer_id)) return
+        if (m.peer_id === this.peerId) this.joined.delete(pid)
+        this.events.emit('peer_left', { party_id: pid, peer_id: m.peer_id as string, reason: m.reason as ControlEvents['peer_left']['reason'] })
+        return
+      case 'party_deleted':
+        if (!isStr(pid)) return
+        this.joined.delete(pid)
+        this.events.emit('party_deleted', { party_id: pid, reason: m.reason as ControlEvents['party_deleted']['reason'] })
+        return
+      case 'signal':
+        if (isStr(pid) && isObj(m.signal)) this.events.emit('signal', { party_id: pid, signal: m.signal as Signal })
+        return
+      default:
+        this.log.debug('ignoring unknown live message', { type: m.type as string })
+    }
+  }
+
+  /** Stops every loop and closes the live channel. Parties are not left (the server times us out). */
+  async close(): Promise<void> {
+    this.closed = true
+    this.wsWanted = false
+    this.stopHeartbeats()
+    clearTimeout(this.wsTimer)
+    clearInterval(this.pingTimer)
+    for (const s of this.sleeping) {
+      clearTimeout(s.timer)
+      s.resolve()
+    }
+    this.sleeping.clear()
+    const ws = this.ws
+    this.ws = undefined
+    if (ws && ws.readyState !== WebSocket.CLOSED) ws.close(1000, 'client closed')
+  }
+}
+
+const enc = encodeURIComponent
+function pick(i: PeerEndpointInfo | undefined): Pick<PeerEndpointInfo, 'public_endpoint' | 'nat_type'> {
+  const o: Pick<PeerEndpointInfo, 'public_endpoint' | 'nat_type'> = {}
+  if (i?.public_endpoint !== undefined) o.public_endpoint = i.public_endpoint
+  if (i?.nat_type !== undefined) o.nat_type = i.nat_type
+  return o
+}

@@ -1,0 +1,94 @@
+// RemoteControlPlane's retry policy over real HTTP on 127.0.0.1: a small server that fails on purpose lets
+// us count requests (the real control server cannot be made to answer 503 on demand). The behaviour against
+// the real control server is in control-remote.test.ts.
+import { afterAll, describe, expect, test } from 'bun:test'
+import { backoffDelay, DEFAULT_RETRY, isRetryable } from '../../src/client/control/backoff.ts'
+import { ControlPlaneError } from '../../src/client/control/errors.ts'
+import { RemoteControlPlane } from '../../src/client/control/remote.ts'
+import { encodeKey, generatePrivateKey } from '../../src/client/wireguard/keys.ts'
+
+describe('backoff (pure)', () => {
+  test('delays grow exponentially within [cap/2, cap] and stop at maxMs', () => {
+    const p = { baseMs: 100, maxMs: 1000, attempts: 10 }
+    expect([0, 1, 2, 3, 4, 5].map((a) => backoffDelay(a, p, () => 0))).toEqual([50, 100, 200, 400, 500, 500])
+    expect([0, 1, 2, 3, 4, 5].map((a) => backoffDelay(a, p, () => 1))).toEqual([100, 200, 400, 800, 1000, 1000])
+    expect(backoffDelay(1000, p, () => 0.5)).toBe(750)
+  })
+  test('jitter spreads clients out', () => {
+    const seen = new Set(Array.from({ length: 50 }, () => backoffDelay(3, DEFAULT_RETRY)))
+    expect(seen.size).toBeGreaterThan(10)
+  })
+  test('only network errors and 5xx are retryable', () => {
+    expect([undefined, 500, 502, 503].map(isRetryable)).toEqual([true, true, true, true])
+    expect([400, 401, 403, 404, 409, 422, 429].map(isRetryable)).toEqual([false, false, false, false, false, false, false])
+  })
+})
+
+describe('retry against a failing HTTP server', () => {
+  let script: { status: number; body: unknown }[] = []
+  let hits = 0
+  const server = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    fetch() {
+      hits++
+      const s = script.shift() ?? { status: 200, body: { service: 'lanrage-control', status: 'ok' } }
+      return s.body === undefined ? new Response('<html>proxy page</html>', { status: s.status }) : Response.json(s.body, { status: s.status })
+    },
+  })
+  afterAll(() => server.stop(true))
+  const client = (url = `http://127.0.0.1:${server.port}`) =>
+    new RemoteControlPlane({ url, privateKey: encodeKey(generatePrivateKey()), retry: { baseMs: 5, maxMs: 20, attempts: 4 } })
+
+  test('5xx is retried until it succeeds', async () => {
+    hits = 0
+    script = [
+      { status: 503, body: { error: { code: 'UNAVAILABLE', message: 'restarting' } } },
+      { status: 500, body: { error: { code: 'INTERNAL', message: 'oops' } } },
+    ]
+    expect(await client().health()).toMatchObject({ status: 'ok' })
+    expect(hits).toBe(3)
+  })
+
+  test('5xx on every try gives CONTROL_SERVER_ERROR after the last attempt', async () => {
+    hits = 0
+    script = Array.from({ length: 4 }, () => ({ status: 502, body: { error: { code: 'BAD_GATEWAY', message: 'upstream down' } } }))
+    const e = await client().health().catch((e) => e)
+    expect(hits).toBe(4)
+    expect(e).toBeInstanceOf(ControlPlaneError)
+    expect(e).toMatchObject({ code: 'CONTROL_SERVER_ERROR', status: 502, serverCode: 'BAD_GATEWAY' })
+    expect(e.message).toContain('upstream down')
+  })
+
+  test.each([
+    [400, 'CONTROL_BAD_REQUEST'],
+    [403, 'CONTROL_FORBIDDEN'],
+    [404, 'CONTROL_NOT_FOUND'],
+    [409, 'CONTROL_CONFLICT'],
+    [422, 'CONTROL_BAD_REQUEST'],
+  ])('%i is never retried and maps to %s', async (status, code) => {
+    hits = 0
+    script = [{ status, body: { error: { code: 'SOME_CODE', message: 'you did it wrong' } } }]
+    const e = await client().health().catch((e) => e)
+    expect(hits).toBe(1)
+    expect(e).toMatchObject({ code, status, serverCode: 'SOME_CODE' })
+    expect(e.message).toBe('health: you did it wrong (SOME_CODE)')
+  })
+
+  test('a closed port is retried, then CONTROL_UNREACHABLE', async () => {
+    const dead = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('') })
+    const url = `http://127.0.0.1:${dead.port}`
+    dead.stop(true)
+    const e = await client(url).health().catch((e) => e)
+    expect(e).toMatchObject({ code: 'CONTROL_UNREACHABLE' })
+    expect(e.message).toContain('after 4 tries')
+  })
+
+  test('a 2xx without JSON is a protocol error', async () => {
+    script = [{ status: 200, body: undefined }]
+    hits = 0
+    const e = await client().health().catch((e) => e)
+    expect(e).toMatchObject({ code: 'CONTROL_PROTOCOL' })
+    expect(e.message).toBe('health: the server answered 200 without a JSON body')
+  })
+})
