@@ -27,3 +27,26 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, time
   }
   throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
 }
+
+/** A UDP port that was free a moment ago (bind 0, read, close). */
+export async function freeUdpPort(hostname = '127.0.0.1'): Promise<number> {
+  const s = await Bun.udpSocket({ hostname, port: 0 })
+  const p = s.port
+  s.close()
+  return p
+}
+
+export const hasTurnserver = Bun.which('turnserver') !== null
+
+/**
+ * coturn's STUN server (a STUN implementation no one here wrote), STUN only, no auth, UDP only. `netns` runs it
+ * inside a namespace. The caller kills it (`proc.kill()`) in afterAll.
+ */
+export function startTurnserver(ip: string, port: number, netns?: string) {
+  const argv = [
+    'turnserver', '--listening-ip', ip, '--listening-port', String(port), '--stun-only', '--no-auth', '--no-cli',
+    '--no-tls', '--no-dtls', '--no-tcp', '--no-rfc5780', '--log-file', 'stdout', '--simple-log', '--no-stdout-log',
+    '--pidfile', `/tmp/lrc-turnserver-${process.pid}-${port}.pid`,
+  ]
+  return Bun.spawn(netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv, { stdout: 'ignore', stderr: 'ignore' })
+}

@@ -1,0 +1,33 @@
+/** `lanrage nat`: asks STUN servers from one UDP port and prints the public endpoint and NAT type. */
+import { Type } from '@sinclair/typebox'
+import { runCommand } from '../../shared/command.ts'
+import type { CommandSpec } from '../../shared/config.ts'
+import { detectNatFromPort } from '../nat/detect.ts'
+import { parseStunServer } from '../stun/client.ts'
+
+export const spec = {
+  name: 'nat',
+  summary: 'learn this machine\'s public UDP endpoint and NAT type from two STUN servers',
+  description: 'Both servers are asked from the same local port: if they see different mappings the NAT is symmetric.',
+  schema: Type.Object({
+    stun: Type.Array(Type.String(), { minItems: 1, description: 'STUN servers host[:port] (two or more to tell symmetric NATs apart)' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: 'local UDP port to ask from (0 = any)' }),
+    json: Type.Boolean({ default: false, description: 'print the report as JSON', settings: false, env: false }),
+  }),
+} satisfies CommandSpec<any>
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand(spec, { argv, env: process.env }, async (cfg) => {
+    const servers = cfg.stun.map(parseStunServer)
+    const r = await detectNatFromPort(cfg.port, servers)
+    if (cfg.json) console.log(JSON.stringify(r))
+    else {
+      console.log(`nat type:        ${r.natType}`)
+      console.log(`public endpoint: ${r.publicEndpoint ?? '(no STUN server answered)'}`)
+      console.log(`local port:      ${r.localPort}`)
+      for (const m of r.mappings) console.log(`  ${m.server} saw ${m.mapped} (${m.rttMs} ms)`)
+      for (const f of r.failures) console.log(`  ${f.server}: ${f.error}`)
+    }
+    return r.mappings.length ? 0 : 1
+  })
+}

@@ -1,0 +1,51 @@
+// NAT detection through real Linux NATs (natlab: iptables MASQUERADE in network namespaces), with coturn's
+// turnserver on the "internet". A cone NAT must come out as a cone with a stable public endpoint, a symmetric
+// one (MASQUERADE --random-fully) as symmetric.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { join } from 'node:path'
+import { BIN, hasTurnserver, isRoot, REPO, startTurnserver } from './helpers.ts'
+
+const TOPO = join(REPO, '..', 'shared', 'natlab', 'topo.sh')
+const topoExists = await Bun.file(TOPO).exists()
+const env = { ...process.env, LR_NS: 'lrc' }
+const canRun = isRoot && hasTurnserver && topoExists && Bun.spawnSync([TOPO, 'check'], { env }).exitCode === 0
+if (!canRun) console.warn(`nat-natlab.test: needs root, coturn and ${TOPO} (natlab check passing); skipped`)
+
+const SERVERS = '203.0.113.10:3478,203.0.113.10:3479'
+let procs: ReturnType<typeof startTurnserver>[] = []
+
+function natIn(ns: string, port: number) {
+  const p = Bun.spawnSync(['ip', 'netns', 'exec', ns, BIN, 'nat', '--stun', SERVERS, '--port', String(port), '--json'], { env: process.env })
+  if (p.exitCode !== 0) throw new Error(`lanrage nat in ${ns} failed: ${p.stderr.toString()}`)
+  return JSON.parse(p.stdout.toString())
+}
+
+describe.skipIf(!canRun)('NAT detection in natlab', () => {
+  beforeAll(() => {
+    const up = Bun.spawnSync([TOPO, 'up', 'cone', 'symmetric'], { env })
+    if (up.exitCode !== 0) throw new Error(`natlab up failed: ${up.stderr.toString()}`)
+    procs = [startTurnserver('203.0.113.10', 3478, 'lrc-pub'), startTurnserver('203.0.113.10', 3479, 'lrc-pub')]
+  }, 30_000)
+  afterAll(() => {
+    for (const p of procs) p.kill()
+    Bun.spawnSync([TOPO, 'down'], { env })
+  })
+
+  test('behind a cone NAT: same mapping for both servers, port preserved, reported as a cone', () => {
+    const r = natIn('lrc-peer1', 51820)
+    expect(r.failures).toEqual([])
+    expect(r.mappingVariesByDestination).toBe(false)
+    expect(r.natType).toBe('port_restricted_cone')
+    expect(r.publicEndpoint).toBe('203.0.113.21:51820')
+  }, 60_000)
+
+  test('behind a symmetric NAT: the mapping varies by destination', () => {
+    const r = natIn('lrc-peer2', 51820)
+    expect(r.failures).toEqual([])
+    expect(r.mappings).toHaveLength(2)
+    expect(r.mappings[0].mapped).not.toBe(r.mappings[1].mapped)
+    expect(r.mappings.every((m: { mapped: string }) => m.mapped.startsWith('203.0.113.22:'))).toBe(true)
+    expect(r.mappingVariesByDestination).toBe(true)
+    expect(r.natType).toBe('symmetric')
+  }, 60_000)
+})
