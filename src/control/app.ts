@@ -1,0 +1,274 @@
+/**
+ * The control server's HTTP + WebSocket surface (Elysia). `createApp(deps)` builds the app without listening,
+ * so tests and `lanrage serve` decide where it binds. Shapes: CONTRACTS.md "Control server HTTP".
+ * Route handlers only validate and translate; the rules live in ControlService.
+ */
+import { openapi } from '@elysiajs/openapi'
+import { Elysia, t } from 'elysia'
+import pkg from '../../package.json'
+import { NAT_TYPES } from '../db/schema/control.ts'
+import { ControlError, errorPlugin } from './errors.ts'
+import { Metrics } from './metrics.ts'
+import { ControlService, hostOf, type ControlDeps } from './service.ts'
+import type { LiveSocket } from './hub.ts'
+
+// ---- request schemas (snake_case JSON, CONTRACTS.md)
+const Key = t.String({ maxLength: 64, description: 'standard base64 of 32 bytes' })
+const Endpoint = t.String({ pattern: '^((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:.]+\\]):\\d{1,5}$', maxLength: 64, description: '"ip:port"' })
+// Literals spelled out: t.UnionEnum gives the schema a default, and Elysia would fill a missing nat_type with "open".
+const NatType = t.Union([
+  t.Literal('open'),
+  t.Literal('full_cone'),
+  t.Literal('restricted_cone'),
+  t.Literal('port_restricted_cone'),
+  t.Literal('symmetric'),
+  t.Literal('unknown'),
+])
+const _natTypesMatch: (typeof NAT_TYPES)[number] extends (typeof NatType)['static'] ? true : never = true
+const PeerInfoInput = t.Object({
+  public_endpoint: t.Optional(t.Union([Endpoint, t.Null()])),
+  local_endpoints: t.Optional(t.Array(Endpoint, { maxItems: 16 })),
+  nat_type: t.Optional(NatType),
+})
+const PartyId = t.String({ pattern: '^[0-9a-f]{12}$', description: '12 lowercase hex digits' })
+const PeerId = t.String({ pattern: '^[0-9a-f]{16}$', description: '16 lowercase hex digits' })
+const RelayId = t.String({ pattern: '^[0-9a-f]{16}$', description: '16 lowercase hex digits' })
+const PartyParams = t.Object({ party_id: PartyId })
+const PeerParams = t.Object({ party_id: PartyId, peer_id: PeerId })
+const SignalType = t.String({ minLength: 1, maxLength: 32, pattern: '^[a-z0-9_.-]+$' })
+
+export interface Control {
+  app: ReturnType<typeof buildApp>
+  service: ControlService
+}
+
+/** Builds the app and returns it with its service (tests drive cleanup and flushes through the service). */
+export function createControl(deps: ControlDeps): Control {
+  const service = new ControlService(deps)
+  return { app: buildApp(deps, service), service }
+}
+
+export function createApp(deps: ControlDeps) {
+  return createControl(deps).app
+}
+
+function buildApp(deps: ControlDeps, svc: ControlService) {
+  const { config, logger } = deps
+  const metrics = new Metrics()
+  const started = new WeakMap<Request, number>()
+  const sockets = new Map<string, { peerId: string; sock: LiveSocket }>()
+  const auth = (request: Request) => svc.authenticate(request.headers.get('authorization'))
+  const clientIp = (server: { requestIP(r: Request): { address: string } | null } | null, request: Request) => server?.requestIP(request)?.address
+
+  return (
+    new Elysia({
+      // Bun refuses bodies above this itself (chunked uploads); declared lengths are answered below with our 413.
+      serve: { maxRequestBodySize: config.maxBodyBytes * 2 },
+      websocket: { idleTimeout: 120, maxPayloadLength: config.maxBodyBytes },
+    })
+      .use(errorPlugin(logger))
+      .onRequest(({ request }) => {
+        started.set(request, performance.now())
+        const len = Number(request.headers.get('content-length') ?? 0)
+        if (len > config.maxBodyBytes) throw new ControlError('PAYLOAD_TOO_LARGE', `request body of ${len} bytes exceeds the limit of ${config.maxBodyBytes}`, 413)
+      })
+      .onAfterResponse(({ request, route, set }) => {
+        const t0 = started.get(request)
+        const status = typeof set.status === 'number' ? set.status : 200
+        metrics.observe(request.method, route || 'unmatched', status, t0 === undefined ? 0 : (performance.now() - t0) / 1000)
+      })
+      .use(openapi({ path: '/openapi', documentation: { info: { title: 'LANrage control server', version: pkg.version } } }))
+
+      // ---- service
+      .get('/', () => ({ service: 'lanrage-control', version: pkg.version, status: 'ok', ...svc.stats() }), { detail: { summary: 'health with counts' } })
+      .get('/health', () => {
+        svc.repo.countRelays() // touches the database: a broken file answers 500, not "ok"
+        return { status: 'ok' }
+      })
+      .get('/metrics', ({ set }) => {
+        const s = svc.stats()
+        set.headers['content-type'] = 'text/plain; version=0.0.4; charset=utf-8'
+        return metrics.render({
+          lanrage_parties: { help: 'Parties with at least one member.', value: s.parties },
+          lanrage_peers: { help: 'Distinct peers that are members of a party.', value: s.peers },
+          lanrage_relays: { help: 'Registered relays.', value: s.relays },
+          lanrage_ws_clients: { help: 'Open WebSocket connections.', value: s.ws_clients },
+        })
+      })
+
+      // ---- auth
+      .post(
+        '/auth/challenge',
+        ({ body, server, request }) => {
+          svc.checkRate(clientIp(server, request))
+          return svc.challenge(body.public_key)
+        },
+        { body: t.Object({ public_key: Key }), detail: { summary: 'ask for a registration challenge' } },
+      )
+      .post(
+        '/auth/register',
+        ({ body, server, request }) => {
+          svc.checkRate(clientIp(server, request))
+          return svc.register(body)
+        },
+        {
+          body: t.Object({ public_key: Key, challenge: t.String({ maxLength: 64 }), proof: t.String({ maxLength: 64 }) }),
+          detail: { summary: 'prove the private key, get a bearer token' },
+        },
+      )
+      .post('/auth/refresh', ({ request }) => svc.refresh(request.headers.get('authorization')))
+      .post('/auth/revoke', ({ request }) => svc.revoke(request.headers.get('authorization')))
+
+      // ---- parties
+      .post(
+        '/parties',
+        async ({ body, request, set }) => {
+          const me = auth(request)
+          const out = await svc.createParty(me, body)
+          set.status = 201
+          return out
+        },
+        {
+          body: t.Object({
+            name: t.String({ minLength: 1, maxLength: 64 }),
+            password: t.Optional(t.String({ minLength: 1, maxLength: 128 })),
+            max_peers: t.Optional(t.Integer({ minimum: 2 })),
+            host_peer_info: t.Optional(PeerInfoInput),
+          }),
+        },
+      )
+      .post('/parties/:party_id/join', ({ body, params, request }) => svc.joinParty(auth(request), params.party_id, body ?? {}), {
+        params: PartyParams,
+        body: t.Optional(t.Object({ password: t.Optional(t.String({ maxLength: 128 })), peer_info: t.Optional(PeerInfoInput) })),
+      })
+      .get('/parties/:party_id', ({ params, request }) => svc.getParty(auth(request), params.party_id), { params: PartyParams })
+      .get('/parties/:party_id/peers', ({ params, request }) => svc.getPeers(auth(request), params.party_id), { params: PartyParams })
+      .get('/parties/:party_id/peers/:peer_id', ({ params, request }) => svc.getPeer(auth(request), params.party_id, params.peer_id), { params: PeerParams })
+      .post('/parties/:party_id/peers/:peer_id/heartbeat', ({ params, body, request }) => svc.heartbeat(auth(request), params.party_id, params.peer_id, body ?? undefined), {
+        params: PeerParams,
+        body: t.Optional(t.Object({ public_endpoint: t.Optional(Endpoint), nat_type: t.Optional(NatType) })),
+      })
+      .patch('/parties/:party_id/peers/:peer_id', ({ params, body, request }) => svc.updatePeer(auth(request), params.party_id, params.peer_id, body), {
+        params: PeerParams,
+        body: PeerInfoInput,
+      })
+      .delete('/parties/:party_id/peers/:peer_id', ({ params, request }) => svc.leave(auth(request), params.party_id, params.peer_id), { params: PeerParams })
+
+      // ---- signals
+      .post(
+        '/parties/:party_id/signals',
+        ({ params, body, request, set }) => {
+          const out = svc.sendSignal(auth(request), params.party_id, body)
+          set.status = 201
+          return out
+        },
+        { params: PartyParams, body: t.Object({ to_peer_id: PeerId, type: SignalType, data: t.Optional(t.Unknown()) }) },
+      )
+      .get('/parties/:party_id/signals', ({ params, request }) => svc.drainSignals(auth(request), params.party_id), { params: PartyParams })
+
+      // ---- relay tickets
+      .post(
+        '/parties/:party_id/relay',
+        ({ params, body, request }) => svc.relayTickets(auth(request), params.party_id, body, hostOf(request.headers.get('host'))),
+        { params: PartyParams, body: t.Object({ peer_id: PeerId, region: t.Optional(t.String({ maxLength: 32 })) }) },
+      )
+
+      // ---- relay registry (relay secret, never a peer token)
+      .post(
+        '/relays',
+        ({ body, request }) => {
+          svc.checkRelaySecret(request.headers.get('x-relay-secret'))
+          return svc.registerRelay(body)
+        },
+        {
+          body: t.Object({
+            relay_id: RelayId,
+            public_ip: t.String({ maxLength: 64 }),
+            port: t.Integer({ minimum: 1, maximum: 65535 }),
+            region: t.String({ minLength: 1, maxLength: 32 }),
+            capacity: t.Integer({ minimum: 0 }),
+            load: t.Number({ minimum: 0 }),
+            ports: t.String({ pattern: '^\\d{1,5}-\\d{1,5}$' }),
+            sessions: t.Optional(t.Integer({ minimum: 0 })),
+          }),
+        },
+      )
+      .post(
+        '/relays/:relay_id/heartbeat',
+        ({ params, body, request }) => {
+          svc.checkRelaySecret(request.headers.get('x-relay-secret'))
+          return svc.relayHeartbeat(params.relay_id, body)
+        },
+        { params: t.Object({ relay_id: RelayId }), body: t.Object({ load: t.Number({ minimum: 0 }), sessions: t.Optional(t.Integer({ minimum: 0 })) }) },
+      )
+      .get('/relays', ({ request }) => {
+        auth(request)
+        return svc.listRelays(undefined, hostOf(request.headers.get('host')))
+      })
+      .get(
+        '/relays/:region',
+        ({ params, request }) => {
+          auth(request)
+          return svc.listRelays(params.region, hostOf(request.headers.get('host')))
+        },
+        { params: t.Object({ region: t.String({ minLength: 1, maxLength: 32 }) }) },
+      )
+
+      // ---- live updates
+      .ws('/ws', {
+        query: t.Object({ token: t.Optional(t.String()) }),
+        beforeHandle({ request, query }) {
+          svc.authenticate(request.headers.get('authorization'), query.token)
+        },
+        open(ws) {
+          let peerId: string
+          try {
+            peerId = svc.authenticate(ws.data.request.headers.get('authorization'), ws.data.query.token)
+          } catch {
+            ws.close(4001, 'unauthorized')
+            return
+          }
+          const sock: LiveSocket = { id: ws.id, send: (text) => ws.raw.send(text), close: (code, reason) => ws.raw.close(code, reason) }
+          sockets.set(ws.id, { peerId, sock })
+          svc.hub.add(peerId, sock)
+          ws.raw.send(JSON.stringify({ type: 'hello', peer_id: peerId, parties: svc.partiesOf(peerId) }))
+        },
+        message(ws, raw) {
+          const entry = sockets.get(ws.id)
+          if (!entry) return
+          const reply = (m: unknown) => ws.raw.send(JSON.stringify(m))
+          let msg: unknown = raw
+          if (typeof raw === 'string') {
+            try {
+              msg = JSON.parse(raw)
+            } catch {
+              return reply({ type: 'error', error: { code: 'INVALID_JSON', message: 'message is not valid JSON' } })
+            }
+          }
+          const m = (msg ?? {}) as Record<string, unknown>
+          try {
+            if (m.type === 'ping') return reply({ type: 'pong' })
+            if (m.type === 'signal') {
+              const bad = (f: string) => new ControlError('VALIDATION', `${f} is missing or malformed`, 422)
+              if (typeof m.party_id !== 'string' || !/^[0-9a-f]{12}$/.test(m.party_id)) throw bad('party_id')
+              if (typeof m.to_peer_id !== 'string' || !/^[0-9a-f]{16}$/.test(m.to_peer_id)) throw bad('to_peer_id')
+              if (typeof m.signal_type !== 'string' || !/^[a-z0-9_.-]{1,32}$/.test(m.signal_type)) throw bad('signal_type')
+              const out = svc.sendSignal(entry.peerId, m.party_id, { to_peer_id: m.to_peer_id, type: m.signal_type, data: m.data ?? null })
+              return reply({ type: 'signal_sent', signal: out.signal })
+            }
+            throw new ControlError('UNKNOWN_MESSAGE', `unknown message type ${JSON.stringify(m.type)} (expected ping or signal)`, 400)
+          } catch (e) {
+            if (e instanceof ControlError) return reply({ type: 'error', error: { code: e.code, message: e.message } })
+            logger.error('websocket message failed', { error: e as Error })
+            return reply({ type: 'error', error: { code: 'INTERNAL', message: 'internal server error' } })
+          }
+        },
+        close(ws) {
+          const entry = sockets.get(ws.id)
+          if (!entry) return
+          sockets.delete(ws.id)
+          svc.hub.remove(entry.peerId, entry.sock)
+        },
+      })
+  )
+}

@@ -1,0 +1,43 @@
+/** The control server's options: one TypeBox schema → flags, LANRAGE_* env, settings keys, --help (src/shared/config.ts). */
+import { Type, type Static } from '@sinclair/typebox'
+
+// Timing defaults (DESIGN.md "Parties", "Cleanup"), named so the schema and the README agree.
+export const DEFAULT_PORT = 8667
+/** Peers silent this long are removed from their parties. */
+export const PEER_TIMEOUT_S = 300
+/** Relays silent this long are dropped from the registry. */
+export const RELAY_TIMEOUT_S = 600
+/** How often the cleanup loop runs. */
+export const CLEANUP_INTERVAL_S = 60
+/** Heartbeats only touch memory; last_seen reaches the database in batches this often (a crash loses at most this). */
+export const HEARTBEAT_FLUSH_MS = 5000
+
+export const controlSchema = Type.Object({
+  host: Type.String({ default: '0.0.0.0', description: 'address the HTTP server binds' }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: DEFAULT_PORT, description: 'HTTP port (0 = any free port)' }),
+  db: Type.String({ default: './data/lanrage.db', description: 'SQLite database file (also holds this server’s settings)', settings: false }),
+  relaySecret: Type.String({ default: '', description: 'shared secret relays present in X-Relay-Secret (empty: relay registration refused)' }),
+  subnet: Type.String({ default: '10.66.0.0/16', description: 'virtual network of every party (IPv4 CIDR, prefix 8..30)' }),
+  tokenTtlS: Type.Integer({ minimum: 60, default: 86_400, description: 'bearer token lifetime in seconds' }),
+  challengeTtlS: Type.Integer({ minimum: 5, default: 60, description: 'registration challenge lifetime in seconds' }),
+  registerRatePerMin: Type.Integer({ minimum: 1, default: 30, description: 'auth challenges + registrations allowed per source address per minute' }),
+  defaultMaxPeers: Type.Integer({ minimum: 2, default: 16, description: 'party size when the creator names none' }),
+  maxPeersLimit: Type.Integer({ minimum: 2, maximum: 65_534, default: 256, description: 'largest max_peers a party may ask for' }),
+  peerTimeoutS: Type.Integer({ minimum: 1, default: PEER_TIMEOUT_S, description: 'remove peers silent this long' }),
+  relayTimeoutS: Type.Integer({ minimum: 1, default: RELAY_TIMEOUT_S, description: 'drop relays silent this long' }),
+  cleanupIntervalS: Type.Number({ minimum: 0.1, default: CLEANUP_INTERVAL_S, description: 'cleanup loop period in seconds' }),
+  heartbeatFlushMs: Type.Integer({ minimum: 10, default: HEARTBEAT_FLUSH_MS, description: 'batch period for last_seen writes' }),
+  signalTtlS: Type.Integer({ minimum: 1, default: 60, description: 'queued signals expire after this many seconds' }),
+  signalQueueMax: Type.Integer({ minimum: 1, default: 64, description: 'queued signals kept per recipient (oldest dropped)' }),
+  ticketTtlS: Type.Integer({ minimum: 10, default: 600, description: 'relay ticket lifetime in seconds' }),
+  relayHeartbeatS: Type.Integer({ minimum: 1, default: 30, description: 'heartbeat period told to relays' }),
+  maxBodyBytes: Type.Integer({ minimum: 1024, default: 65_536, description: 'largest request body accepted (413 above)' }),
+})
+export type ControlConfig = Static<typeof controlSchema>
+
+/** The defaults as a value (tests and `lanrage serve` start from it). */
+export function defaultControlConfig(over: Partial<ControlConfig> = {}): ControlConfig {
+  const out: Record<string, unknown> = {}
+  for (const [k, s] of Object.entries(controlSchema.properties)) out[k] = (s as { default?: unknown }).default
+  return { ...(out as ControlConfig), ...over }
+}

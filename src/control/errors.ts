@@ -1,0 +1,71 @@
+/**
+ * The control server's errors and its one error plugin (STYLE.md §2.3). Every failure leaves as
+ * `{"error": {"code", "message"}}` with a 4xx status naming what is wrong; anything unexpected is logged and
+ * answered with a bare 500 INTERNAL (never a stack trace).
+ */
+import { Elysia, t } from 'elysia'
+import { LanrageError } from '../shared/errors.ts'
+import type { Logger } from '../shared/log.ts'
+
+export class ControlError extends LanrageError {}
+
+export const badRequest = (code: string, message: string) => new ControlError(code, message, 400)
+export const unauthorized = (message: string, code = 'UNAUTHORIZED') => new ControlError(code, message, 401)
+export const forbidden = (code: string, message: string) => new ControlError(code, message, 403)
+export const notFound = (code: string, message: string) => new ControlError(code, message, 404)
+export const conflict = (code: string, message: string) => new ControlError(code, message, 409)
+
+export const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) })
+
+const body = (code: string, message: string) => ({ error: { code, message } })
+
+/** Turns Elysia's validation error into one sentence naming the field, e.g. `body.name: Expected string`. */
+function validationMessage(error: unknown): string {
+  const e = error as { type?: string; valueError?: { path?: string; message?: string; value?: unknown; schema?: { anyOf?: { const?: unknown }[] } } }
+  const where = e.type ?? 'body'
+  const v = e.valueError
+  if (!v) return `${where} is invalid`
+  const field = (v.path ?? '').split('/').filter(Boolean).join('.')
+  const name = field ? `${where}.${field}` : where
+  if (v.value === undefined) return `${name} is required`
+  const consts = v.schema?.anyOf?.map((s) => s.const).filter((c) => c !== undefined)
+  if (consts?.length) return `${name}: must be one of ${consts.join(', ')}`
+  return `${name}: ${v.message}`
+}
+
+export function errorPlugin(log: Logger) {
+  return new Elysia({ name: 'control/errors', seed: log })
+    .error({ ControlError })
+    .onError({ as: 'global' }, ({ code, error, set }) => {
+      set.headers['content-type'] = 'application/json'
+      if (error instanceof LanrageError) {
+        set.status = error.status
+        return body(error.code, error.message)
+      }
+      switch (code) {
+        case 'PARSE':
+          set.status = 400
+          return body('INVALID_JSON', 'request body is not valid JSON')
+        case 'VALIDATION': {
+          // Path parameters and queries that do not fit are "bad request"; bodies of the wrong shape are 422.
+          const type = (error as { type?: string }).type
+          set.status = type === 'body' ? 422 : 400
+          return body('VALIDATION', validationMessage(error))
+        }
+        case 'NOT_FOUND':
+          set.status = 404
+          return body('NOT_FOUND', 'no such route')
+        case 'INVALID_COOKIE_SIGNATURE':
+          set.status = 400
+          return body('BAD_REQUEST', 'bad cookie')
+      }
+      const status = (error as { status?: unknown }).status
+      if (typeof status === 'number' && status >= 400 && status < 500) {
+        set.status = status
+        return body('BAD_REQUEST', String((error as Error).message ?? 'bad request'))
+      }
+      log.error('unhandled error', { error: error as Error, stack: (error as Error)?.stack?.split('\n').slice(0, 4).join(' | ') })
+      set.status = 500
+      return body('INTERNAL', 'internal server error')
+    })
+}

@@ -1,0 +1,655 @@
+/**
+ * The control server's behaviour, independent of HTTP: auth, parties, heartbeats, signals, relays, tickets,
+ * cleanup. Routes (app.ts) validate shapes and call these methods; every rule about who may do what lives here.
+ *
+ * State: the database is the truth. Two things are also kept in memory because they are on the hot path:
+ * the active memberships with their last_seen (heartbeats update memory and are flushed in batches, so a
+ * heartbeat costs no disk write; a crash loses at most heartbeatFlushMs of last_seen, never a membership) and
+ * a token cache (hash → peer, expiry). Every change commits first (a synchronous IMMEDIATE transaction) and is
+ * pushed to the members' WebSockets right after.
+ */
+import { ed25519, x25519 } from '@noble/curves/ed25519.js'
+import { randomBytes } from 'node:crypto'
+import type { Db } from '../db/client.ts'
+import { ControlRepo, isUniqueViolation, type MembershipRow, type PartyRow, type RelayRow, type SignalRow } from '../db/control/repo.ts'
+import type { NatType } from '../db/schema/control.ts'
+import type { Clock } from '../shared/clock.ts'
+import type { Logger } from '../shared/log.ts'
+import { signTicket, toBase64Url } from '../shared/wire/ticket.ts'
+import type { ControlConfig } from './config.ts'
+import { b64, decodeKey, expectedProof, hashToken, newToken, peerIdOf, randomHex, sameBytes } from './crypto.ts'
+import { ControlError, conflict, forbidden, notFound, unauthorized } from './errors.ts'
+import { Hub } from './hub.ts'
+import { allocateIp, parseSubnet, type Subnet } from './ip.ts'
+
+export interface ControlDeps {
+  db: Db
+  clock: Clock
+  logger: Logger
+  config: ControlConfig
+}
+
+export interface PeerInfoInput {
+  public_endpoint?: string | null
+  local_endpoints?: string[]
+  nat_type?: NatType
+}
+
+export type PeerInfo = {
+  peer_id: string
+  public_key: string
+  virtual_ip: string
+  public_endpoint: string | null
+  local_endpoints: string[]
+  nat_type: NatType
+  last_seen: string
+  joined_at: string
+}
+export type PartyInfo = {
+  party_id: string
+  name: string
+  host_id: string
+  created_at: string
+  subnet: string
+  max_peers: number
+  peers: Record<string, PeerInfo>
+}
+export type SignalJson = { id: string; party_id: string; from_peer_id: string; to_peer_id: string; type: string; data: unknown; created_at: string }
+export type RelayJson = { relay_id: string; public_ip: string; port: number; region: string; capacity: number; load: number; last_seen: string }
+export type LeaveReason = 'left' | 'removed' | 'timeout'
+export type DeleteReason = 'host_left' | 'empty' | 'timeout'
+
+interface Member {
+  lastSeen: number
+  publicEndpoint: string | null
+  natType: NatType
+}
+
+/** argon2id at OWASP's minimum (19 MiB, 2 passes): party passwords are short-lived, joins should stay quick. */
+const PASSWORD_PARAMS = { algorithm: 'argon2id', memoryCost: 19_456, timeCost: 2 } as const
+const iso = (ms: number) => new Date(ms).toISOString()
+
+/** The host a client used to reach us (Host header without the port; IPv6 brackets removed). */
+export function hostOf(hostHeader: string | null | undefined): string | undefined {
+  if (!hostHeader) return undefined
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(hostHeader) ?? /^([^:]+)(?::\d+)?$/.exec(hostHeader)
+  return m?.[1]
+}
+/** The membership columns a peer reported (absent fields stay as they are). */
+function reported(info: PeerInfoInput): Partial<Pick<MembershipRow, 'publicEndpoint' | 'localEndpoints' | 'natType'>> {
+  return {
+    ...(info.public_endpoint !== undefined ? { publicEndpoint: info.public_endpoint } : {}),
+    ...(info.local_endpoints !== undefined ? { localEndpoints: info.local_endpoints } : {}),
+    ...(info.nat_type !== undefined ? { natType: info.nat_type } : {}),
+  }
+}
+function newMembership(partyId: string, peerId: string, virtualIp: string, info: PeerInfoInput, now: number): MembershipRow {
+  return {
+    partyId,
+    peerId,
+    virtualIp,
+    publicEndpoint: info.public_endpoint ?? null,
+    localEndpoints: info.local_endpoints ?? [],
+    natType: info.nat_type ?? 'unknown',
+    joinedAt: now,
+    lastSeen: now,
+    leftAt: null,
+  }
+}
+const isUnspecified = (ip: string) => ip === '' || ip === '0.0.0.0' || ip === '::'
+
+export class ControlService {
+  readonly repo: ControlRepo
+  readonly hub = new Hub()
+  readonly clock: Clock
+  readonly log: Logger
+  readonly config: ControlConfig
+  readonly subnet: Subnet
+  readonly keys: { x25519Secret: Uint8Array; x25519Public: Uint8Array; ed25519Secret: Uint8Array; ed25519Public: Uint8Array }
+
+  /** partyId → peerId → hot member state. Holds exactly the active memberships. */
+  private readonly members = new Map<string, Map<string, Member>>()
+  /** `${partyId} ${peerId}` of members whose last_seen changed since the last flush. */
+  private readonly dirty = new Set<string>()
+  private readonly tokenCache = new Map<string, { peerId: string; expiresAt: number }>()
+  private readonly rate = new Map<string, { windowStart: number; count: number }>()
+
+  constructor(deps: ControlDeps) {
+    this.repo = new ControlRepo(deps.db)
+    this.clock = deps.clock
+    this.log = deps.logger
+    this.config = deps.config
+    const subnet = parseSubnet(deps.config.subnet)
+    if (!subnet) throw new ControlError('INVALID_CONFIG', `subnet ${JSON.stringify(deps.config.subnet)} is not an IPv4 CIDR with prefix 8..30`)
+    this.subnet = subnet
+    this.keys = this.loadKeys()
+    for (const m of this.repo.allActiveMemberships()) this.memberMap(m.partyId, true).set(m.peerId, { lastSeen: m.lastSeen, publicEndpoint: null, natType: 'unknown' })
+    for (const [partyId, map] of this.members)
+      for (const row of this.repo.members(partyId)) map.set(row.peerId, { lastSeen: row.lastSeen, publicEndpoint: row.publicEndpoint, natType: row.natType })
+  }
+
+  /** The server's long-term keys: generated on first start, then always read back from the database. */
+  private loadKeys() {
+    const now = this.clock.now()
+    const get = (name: 'x25519' | 'ed25519', make: () => { secretKey: Uint8Array; publicKey: Uint8Array }) => {
+      let row = this.repo.serverKey(name)
+      if (!row) {
+        const k = make()
+        this.repo.insertServerKey({ name, secretKey: b64(k.secretKey), publicKey: b64(k.publicKey), createdAt: now })
+        row = this.repo.serverKey(name)!
+        this.log.info('generated server key', { name, public_key: row.publicKey })
+      }
+      return { secret: decodeKey(row.secretKey)!, public: decodeKey(row.publicKey)! }
+    }
+    const x = get('x25519', () => x25519.keygen())
+    const e = get('ed25519', () => ed25519.keygen())
+    return { x25519Secret: x.secret, x25519Public: x.public, ed25519Secret: e.secret, ed25519Public: e.public }
+  }
+
+  private memberMap(partyId: string, create: true): Map<string, Member>
+  private memberMap(partyId: string, create?: false): Map<string, Member> | undefined
+  private memberMap(partyId: string, create = false) {
+    let m = this.members.get(partyId)
+    if (!m && create) this.members.set(partyId, (m = new Map()))
+    return m
+  }
+
+  // ------------------------------------------------------------------ auth
+
+  /** Fixed one-minute window per source address over challenge + register (429 beyond the limit). */
+  checkRate(ip: string | undefined): void {
+    const key = ip ?? 'unknown'
+    const now = this.clock.now()
+    let w = this.rate.get(key)
+    if (!w || now - w.windowStart >= 60_000) this.rate.set(key, (w = { windowStart: now, count: 0 }))
+    if (++w.count > this.config.registerRatePerMin) {
+      const retry = Math.ceil((w.windowStart + 60_000 - now) / 1000)
+      throw new ControlError('RATE_LIMITED', `too many registration attempts from ${key}; retry in ${retry} s`, 429)
+    }
+  }
+
+  challenge(publicKey: string) {
+    if (!decodeKey(publicKey)) throw new ControlError('INVALID_KEY', 'public_key must be standard base64 of 32 bytes', 422)
+    const challenge = b64(randomBytes(32))
+    const expiresAt = this.clock.now() + this.config.challengeTtlS * 1000
+    this.repo.insertChallenge(challenge, publicKey, expiresAt)
+    return { challenge, server_public_key: b64(this.keys.x25519Public), expires_at: iso(expiresAt) }
+  }
+
+  register(input: { public_key: string; challenge: string; proof: string }) {
+    const pub = decodeKey(input.public_key)
+    if (!pub) throw new ControlError('INVALID_KEY', 'public_key must be standard base64 of 32 bytes', 422)
+    const proof = decodeKey(input.proof)
+    if (!proof) throw new ControlError('INVALID_PROOF', 'proof must be standard base64 of 32 bytes (HMAC-SHA256)', 422)
+    const now = this.clock.now()
+    // Single use: the challenge is deleted by this lookup whether the proof is right or not.
+    const ch = this.repo.takeChallenge(input.challenge)
+    if (!ch) throw unauthorized('challenge is unknown or was already used', 'INVALID_CHALLENGE')
+    if (ch.expiresAt <= now) throw unauthorized('challenge has expired; ask for a new one', 'CHALLENGE_EXPIRED')
+    if (ch.publicKey !== input.public_key) throw unauthorized('challenge was issued for a different public key', 'INVALID_CHALLENGE')
+    const want = expectedProof(this.keys.x25519Secret, pub, decodeKey(input.challenge)!)
+    if (!want || !sameBytes(want, proof)) throw unauthorized('proof does not match: it must be HMAC-SHA256(X25519(client key, server key), challenge)', 'INVALID_PROOF')
+    const peerId = peerIdOf(pub)
+    return this.repo.tx(() => {
+      this.repo.upsertPeer(peerId, input.public_key, now)
+      return this.issueToken(peerId, now)
+    })
+  }
+
+  private issueToken(peerId: string, now: number) {
+    const token = newToken()
+    const hash = hashToken(token)
+    const expiresAt = now + this.config.tokenTtlS * 1000
+    this.repo.insertToken(hash, peerId, now, expiresAt)
+    this.tokenCache.set(hash, { peerId, expiresAt })
+    return { token, peer_id: peerId, expires_at: iso(expiresAt) }
+  }
+
+  /** Bearer token → peer_id; 401 for a missing, unknown, revoked or expired token. */
+  authenticate(authorization: string | null | undefined, queryToken?: string): string {
+    let token = queryToken
+    if (authorization) {
+      const m = /^Bearer\s+(\S+)$/i.exec(authorization)
+      if (!m) throw unauthorized('Authorization header must be "Bearer <token>"')
+      token = m[1]
+    }
+    if (!token) throw unauthorized('missing bearer token (Authorization: Bearer <token>)')
+    return this.tokenPeer(hashToken(token))
+  }
+
+  private tokenPeer(hash: string): string {
+    let t = this.tokenCache.get(hash)
+    if (!t) {
+      const row = this.repo.token(hash)
+      if (row) this.tokenCache.set(hash, (t = { peerId: row.peerId, expiresAt: row.expiresAt }))
+    }
+    if (!t) throw unauthorized('token is unknown or revoked', 'INVALID_TOKEN')
+    if (t.expiresAt <= this.clock.now()) throw unauthorized('token has expired; refresh it or register again', 'TOKEN_EXPIRED')
+    return t.peerId
+  }
+
+  /** Issues a new token and revokes the presented one. */
+  refresh(authorization: string | null | undefined) {
+    const peerId = this.authenticate(authorization)
+    const old = hashToken(/^Bearer\s+(\S+)$/i.exec(authorization!)![1]!)
+    return this.repo.tx(() => {
+      this.repo.deleteToken(old)
+      this.tokenCache.delete(old)
+      return this.issueToken(peerId, this.clock.now())
+    })
+  }
+
+  revoke(authorization: string | null | undefined) {
+    this.authenticate(authorization)
+    const hash = hashToken(/^Bearer\s+(\S+)$/i.exec(authorization!)![1]!)
+    this.repo.deleteToken(hash)
+    this.tokenCache.delete(hash)
+    return { status: 'revoked' as const }
+  }
+
+  // ------------------------------------------------------------------ parties
+
+  private peerInfo(row: MembershipRow & { publicKey: string }): PeerInfo {
+    const hot = this.members.get(row.partyId)?.get(row.peerId)
+    return {
+      peer_id: row.peerId,
+      public_key: row.publicKey,
+      virtual_ip: row.virtualIp,
+      public_endpoint: row.publicEndpoint,
+      local_endpoints: row.localEndpoints,
+      nat_type: row.natType,
+      last_seen: iso(Math.max(row.lastSeen, hot?.lastSeen ?? 0)),
+      joined_at: iso(row.joinedAt),
+    }
+  }
+
+  private partyInfo(party: PartyRow): PartyInfo {
+    const peers: Record<string, PeerInfo> = {}
+    for (const m of this.repo.members(party.partyId)) peers[m.peerId] = this.peerInfo(m)
+    return {
+      party_id: party.partyId,
+      name: party.name,
+      host_id: party.hostId,
+      created_at: iso(party.createdAt),
+      subnet: party.subnet,
+      max_peers: party.maxPeers,
+      peers,
+    }
+  }
+
+  private memberInfo(partyId: string, peerId: string): PeerInfo {
+    const row = this.repo.membership(partyId, peerId)
+    const peer = this.repo.peer(peerId)
+    if (!row || !peer || row.leftAt !== null) throw notFound('PEER_NOT_FOUND', `peer ${peerId} is not a member of party ${partyId}`)
+    return this.peerInfo({ ...row, publicKey: peer.publicKey })
+  }
+
+  /** 404 for an unknown party, 403 when `peerId` is not one of its members. */
+  private requireMember(partyId: string, peerId: string): PartyRow {
+    const party = this.repo.party(partyId)
+    if (!party) throw notFound('PARTY_NOT_FOUND', `party ${partyId} does not exist`)
+    if (!this.members.get(partyId)?.has(peerId)) throw forbidden('NOT_A_MEMBER', `you are not a member of party ${partyId}`)
+    return party
+  }
+
+  private checkMaxPeers(n: number | undefined): number {
+    const v = n ?? this.config.defaultMaxPeers
+    if (v > this.config.maxPeersLimit) throw new ControlError('VALIDATION', `body.max_peers: must be at most ${this.config.maxPeersLimit}`, 422)
+    if (v > this.subnet.size - 2) throw new ControlError('VALIDATION', `body.max_peers: the subnet ${this.config.subnet} holds only ${this.subnet.size - 2} peers`, 422)
+    return v
+  }
+
+  async createParty(peerId: string, body: { name: string; password?: string; max_peers?: number; host_peer_info?: PeerInfoInput }) {
+    const maxPeers = this.checkMaxPeers(body.max_peers)
+    const passwordHash = body.password ? await Bun.password.hash(body.password, PASSWORD_PARAMS) : null
+    const now = this.clock.now()
+    const info = body.host_peer_info ?? {}
+    let party: PartyRow | undefined
+    for (let attempt = 0; !party && attempt < 5; attempt++) {
+      const candidate: PartyRow = { partyId: randomHex(6), name: body.name, hostId: peerId, passwordHash, maxPeers, subnet: this.config.subnet, createdAt: now }
+      try {
+        this.repo.tx(() => {
+          this.repo.insertParty(candidate)
+          this.repo.insertMembership(newMembership(candidate.partyId, peerId, allocateIp(this.subnet, [])!, info, now))
+        })
+        party = candidate
+      } catch (e) {
+        if (!isUniqueViolation(e)) throw e // else: a party id collision, try another id
+      }
+    }
+    if (!party) throw new ControlError('INTERNAL', 'could not allocate a party id', 500)
+    this.memberMap(party.partyId, true).set(peerId, { lastSeen: now, publicEndpoint: info.public_endpoint ?? null, natType: info.nat_type ?? 'unknown' })
+    this.log.info('party created', { party_id: party.partyId, host: peerId })
+    return { party_id: party.partyId, party: this.partyInfo(party) }
+  }
+
+  async joinParty(peerId: string, partyId: string, body: { password?: string; peer_info?: PeerInfoInput }) {
+    const before = this.repo.party(partyId)
+    if (!before) throw notFound('PARTY_NOT_FOUND', `party ${partyId} does not exist`)
+    const alreadyMember = this.members.get(partyId)?.has(peerId) ?? false
+    if (before.passwordHash && !alreadyMember) {
+      if (!body.password) throw forbidden('WRONG_PASSWORD', `party ${partyId} needs a password`)
+      if (!(await Bun.password.verify(body.password, before.passwordHash))) throw forbidden('WRONG_PASSWORD', `wrong password for party ${partyId}`)
+    }
+    const info = body.peer_info ?? {}
+    const now = this.clock.now()
+    // Everything from the capacity check to the insert happens in one IMMEDIATE transaction: two concurrent joins
+    // cannot both see the same free address or the same last free seat (STYLE.md §4.4).
+    const outcome = this.repo.tx(() => {
+      const party = this.repo.party(partyId)
+      if (!party) throw notFound('PARTY_NOT_FOUND', `party ${partyId} does not exist`)
+      const existing = this.repo.membership(partyId, peerId)
+      const set = reported(info)
+      if (existing && existing.leftAt === null) {
+        this.repo.updateMembership(partyId, peerId, { ...set, lastSeen: now })
+        return { party, kind: Object.keys(set).length ? ('updated' as const) : ('same' as const) }
+      }
+      if (this.repo.countActiveMembers(partyId) >= party.maxPeers) throw conflict('PARTY_FULL', `party ${partyId} is full (${party.maxPeers} peers)`)
+      if (existing) {
+        // A rejoin: the reserved address comes back with the row.
+        this.repo.updateMembership(partyId, peerId, { ...set, leftAt: null, joinedAt: now, lastSeen: now })
+      } else {
+        const ip = allocateIp(parseSubnet(party.subnet) ?? this.subnet, this.repo.reservedIps(partyId))
+        if (!ip) throw conflict('SUBNET_FULL', `party ${partyId} has no free virtual address left`)
+        this.repo.insertMembership(newMembership(partyId, peerId, ip, info, now))
+      }
+      return { party, kind: 'joined' as const }
+    })
+    const row = this.repo.membership(partyId, peerId)!
+    this.memberMap(partyId, true).set(peerId, { lastSeen: now, publicEndpoint: row.publicEndpoint, natType: row.natType })
+    const peer = this.memberInfo(partyId, peerId)
+    if (outcome.kind === 'joined') {
+      this.log.info('peer joined', { party_id: partyId, peer_id: peerId, virtual_ip: peer.virtual_ip })
+      this.publish(partyId, { type: 'peer_joined', party_id: partyId, peer })
+    } else if (outcome.kind === 'updated') this.publish(partyId, { type: 'peer_updated', party_id: partyId, peer })
+    return { party: this.partyInfo(outcome.party) }
+  }
+
+  getParty(peerId: string, partyId: string) {
+    return { party: this.partyInfo(this.requireMember(partyId, peerId)) }
+  }
+
+  getPeers(peerId: string, partyId: string) {
+    return { peers: this.partyInfo(this.requireMember(partyId, peerId)).peers }
+  }
+
+  getPeer(peerId: string, partyId: string, target: string) {
+    this.requireMember(partyId, peerId)
+    return { peer: this.memberInfo(partyId, target) }
+  }
+
+  private requireSelf(peerId: string, target: string, what: string) {
+    if (peerId !== target) throw forbidden('NOT_YOURSELF', `you may only ${what} yourself (you are ${peerId}, not ${target})`)
+  }
+
+  /** The hot path: memory only, unless the endpoint or NAT type changed. */
+  heartbeat(peerId: string, partyId: string, target: string, body: { public_endpoint?: string; nat_type?: NatType } | undefined) {
+    const map = this.members.get(partyId)
+    const hot = map?.get(peerId)
+    if (!hot) {
+      this.requireMember(partyId, peerId) // the precise 404/403
+      throw forbidden('NOT_A_MEMBER', `you are not a member of party ${partyId}`)
+    }
+    this.requireSelf(peerId, target, 'heartbeat for')
+    hot.lastSeen = this.clock.now()
+    this.dirty.add(`${partyId} ${peerId}`)
+    const changed =
+      (body?.public_endpoint !== undefined && body.public_endpoint !== hot.publicEndpoint) || (body?.nat_type !== undefined && body.nat_type !== hot.natType)
+    if (changed) this.updatePeer(peerId, partyId, target, { public_endpoint: body!.public_endpoint, nat_type: body!.nat_type })
+    return { status: 'ok' as const }
+  }
+
+  updatePeer(peerId: string, partyId: string, target: string, body: PeerInfoInput) {
+    this.requireMember(partyId, peerId)
+    this.requireSelf(peerId, target, 'update')
+    const now = this.clock.now()
+    const set = { ...reported(body), lastSeen: now }
+    this.repo.updateMembership(partyId, peerId, set)
+    const peer = this.memberInfo(partyId, peerId)
+    const hot = this.members.get(partyId)?.get(peerId)
+    if (hot) Object.assign(hot, { lastSeen: now, publicEndpoint: peer.public_endpoint, natType: peer.nat_type })
+    this.publish(partyId, { type: 'peer_updated', party_id: partyId, peer })
+    return { peer }
+  }
+
+  leave(peerId: string, partyId: string, target: string) {
+    const party = this.requireMember(partyId, peerId)
+    if (peerId !== target && party.hostId !== peerId) throw forbidden('NOT_HOST', `only the host of party ${partyId} may remove other members`)
+    if (!this.members.get(partyId)?.has(target)) throw notFound('PEER_NOT_FOUND', `peer ${target} is not a member of party ${partyId}`)
+    const result = this.removeMember(party, target, peerId === target ? 'left' : 'removed')
+    return { status: result }
+  }
+
+  /**
+   * Removes one member. The host leaving (or timing out) ends the party; so does the last member leaving.
+   * Returns what happened so the route can answer `left` or `party_deleted`.
+   */
+  private removeMember(party: PartyRow, peerId: string, reason: LeaveReason): 'left' | 'party_deleted' {
+    const partyId = party.partyId
+    const map = this.members.get(partyId)
+    const remaining = [...(map?.keys() ?? [])].filter((p) => p !== peerId)
+    if (party.hostId === peerId || remaining.length === 0) {
+      this.deleteParty(partyId, party.hostId === peerId ? (reason === 'timeout' ? 'timeout' : 'host_left') : 'empty')
+      return 'party_deleted'
+    }
+    const now = this.clock.now()
+    this.repo.tx(() => {
+      this.repo.updateMembership(partyId, peerId, { leftAt: now })
+      this.repo.deleteSignalsOf(partyId, peerId)
+    })
+    map?.delete(peerId)
+    this.dirty.delete(`${partyId} ${peerId}`)
+    this.log.info('peer left', { party_id: partyId, peer_id: peerId, reason })
+    // The peer that left hears it too (it may have other sockets open, or was removed by the host).
+    this.hub.sendToAll([...remaining, peerId], { type: 'peer_left', party_id: partyId, peer_id: peerId, reason })
+    return 'left'
+  }
+
+  private deleteParty(partyId: string, reason: DeleteReason) {
+    const members = [...(this.members.get(partyId)?.keys() ?? [])]
+    this.repo.deleteParty(partyId)
+    this.members.delete(partyId)
+    for (const p of members) this.dirty.delete(`${partyId} ${p}`)
+    this.log.info('party deleted', { party_id: partyId, reason })
+    this.hub.sendToAll(members, { type: 'party_deleted', party_id: partyId, reason })
+  }
+
+  private publish(partyId: string, msg: unknown) {
+    const map = this.members.get(partyId)
+    if (map) this.hub.sendToAll(map.keys(), msg)
+  }
+
+  /** Party ids the peer is a member of (the WebSocket hello). */
+  partiesOf(peerId: string): string[] {
+    const out: string[] = []
+    for (const [partyId, map] of this.members) if (map.has(peerId)) out.push(partyId)
+    return out.sort()
+  }
+
+  // ------------------------------------------------------------------ signals
+
+  private signalJson(s: SignalRow): SignalJson {
+    return { id: s.id, party_id: s.partyId, from_peer_id: s.fromPeerId, to_peer_id: s.toPeerId, type: s.type, data: s.data, created_at: iso(s.createdAt) }
+  }
+
+  /**
+   * Sends a signal to another member. Delivered live to the recipient's WebSockets when it has any; otherwise
+   * queued (bounded per recipient, expires after signalTtlS) for `GET /parties/{id}/signals`.
+   */
+  sendSignal(peerId: string, partyId: string, body: { to_peer_id: string; type: string; data?: unknown }) {
+    this.requireMember(partyId, peerId)
+    if (!this.members.get(partyId)?.has(body.to_peer_id)) throw notFound('PEER_NOT_FOUND', `peer ${body.to_peer_id} is not a member of party ${partyId}`)
+    return { signal: this.deliverSignal(partyId, peerId, body.to_peer_id, body.type, body.data ?? null) }
+  }
+
+  private deliverSignal(partyId: string, from: string, to: string, type: string, data: unknown): SignalJson {
+    const now = this.clock.now()
+    const row: SignalRow = { id: randomHex(8), partyId, fromPeerId: from, toPeerId: to, type, data, createdAt: now, expiresAt: now + this.config.signalTtlS * 1000 }
+    const signal = this.signalJson(row)
+    if (this.hub.sendTo(to, { type: 'signal', party_id: partyId, signal }) === 0) {
+      this.repo.tx(() => {
+        this.repo.insertSignal(row)
+        this.repo.trimSignals(to, this.config.signalQueueMax)
+      })
+    }
+    return signal
+  }
+
+  drainSignals(peerId: string, partyId: string) {
+    this.requireMember(partyId, peerId)
+    return { signals: this.repo.drainSignals(partyId, peerId, this.clock.now()).map((s) => this.signalJson(s)) }
+  }
+
+  // ------------------------------------------------------------------ relays
+
+  checkRelaySecret(secret: string | null | undefined): void {
+    const want = this.config.relaySecret
+    if (!want) throw unauthorized('relay registration is disabled on this server (no relay secret configured)', 'RELAY_SECRET_REQUIRED')
+    if (!secret) throw unauthorized('missing X-Relay-Secret header', 'RELAY_SECRET_REQUIRED')
+    const a = Buffer.from(secret)
+    const b = Buffer.from(want)
+    if (a.length !== b.length || !sameBytes(a, b)) throw unauthorized('wrong relay secret', 'INVALID_RELAY_SECRET')
+  }
+
+  relayJson(r: RelayRow, host?: string): RelayJson {
+    return {
+      relay_id: r.relayId,
+      public_ip: isUnspecified(r.publicIp) && host ? host : r.publicIp,
+      port: r.port,
+      region: r.region,
+      capacity: r.capacity,
+      load: r.load,
+      last_seen: iso(r.lastSeen),
+    }
+  }
+
+  registerRelay(body: { relay_id: string; public_ip: string; port: number; region: string; capacity: number; load: number; ports: string; sessions?: number }) {
+    const now = this.clock.now()
+    const row = this.repo.upsertRelay({
+      relayId: body.relay_id,
+      publicIp: body.public_ip,
+      port: body.port,
+      region: body.region,
+      capacity: body.capacity,
+      load: body.load,
+      ports: body.ports,
+      sessions: body.sessions ?? null,
+      registeredAt: now,
+      lastSeen: now,
+    })
+    this.log.info('relay registered', { relay_id: row.relayId, public_ip: row.publicIp, port: row.port, region: row.region })
+    return { relay: this.relayJson(row), ticket_public_key: b64(this.keys.ed25519Public), heartbeat_interval_s: this.config.relayHeartbeatS }
+  }
+
+  relayHeartbeat(relayId: string, body: { load: number; sessions?: number }) {
+    if (!this.repo.relayHeartbeat(relayId, body.load, body.sessions ?? null, this.clock.now()))
+      throw notFound('RELAY_NOT_FOUND', `relay ${relayId} is not registered; register again`)
+    return { status: 'ok' as const }
+  }
+
+  listRelays(region: string | undefined, host: string | undefined) {
+    return { relays: this.repo.relays(region).map((r) => this.relayJson(r, host)) }
+  }
+
+  /**
+   * Picks a relay for a pair of members and signs one ticket per side (src/shared/wire/ticket.ts). Live relays
+   * with spare capacity only; the requested region first, then the lowest load/capacity.
+   */
+  relayTickets(peerId: string, partyId: string, body: { peer_id: string; region?: string }, host: string | undefined) {
+    this.requireMember(partyId, peerId)
+    if (body.peer_id === peerId) throw new ControlError('VALIDATION', 'body.peer_id: must be the other member, not yourself', 422)
+    if (!this.members.get(partyId)?.has(body.peer_id)) throw notFound('PEER_NOT_FOUND', `peer ${body.peer_id} is not a member of party ${partyId}`)
+    const now = this.clock.now()
+    const live = this.repo.relays().filter((r) => r.lastSeen >= now - this.config.relayTimeoutS * 1000 && r.load < r.capacity)
+    const score = (r: RelayRow) => (body.region && r.region === body.region ? 0 : 1) + r.load / Math.max(1, r.capacity)
+    const relay = live.sort((a, b) => score(a) - score(b) || a.relayId.localeCompare(b.relayId))[0]
+    if (!relay) throw new ControlError('NO_RELAY', 'no relay with spare capacity is registered', 503)
+    // Count the session now so back-to-back requests spread; the relay's next heartbeat reports the truth.
+    this.repo.relayHeartbeat(relay.relayId, relay.load + 1, relay.sessions, relay.lastSeen)
+    const me = this.repo.peer(peerId)!
+    const other = this.repo.peer(body.peer_id)!
+    const sessionId = randomBytes(16)
+    const notAfter = Math.floor(now / 1000) + this.config.ticketTtlS
+    const mk = (side: 'a' | 'b', holder: string, otherKey: string) =>
+      toBase64Url(
+        signTicket(
+          { side, sessionId, relayId: relay.relayId, partyId, holderKey: decodeKey(holder)!, otherKey: decodeKey(otherKey)!, notAfter },
+          this.keys.ed25519Secret,
+        ),
+      )
+    const r = this.relayJson(relay, host)
+    const relayOut = { relay_id: r.relay_id, public_ip: r.public_ip, port: r.port, region: r.region }
+    const common = { session_id: Buffer.from(sessionId).toString('hex'), expires_at: iso(notAfter * 1000), relay: relayOut }
+    const mine = { ...common, side: 'a' as const, ticket: mk('a', me.publicKey, other.publicKey), peer_id: body.peer_id }
+    const theirs = { ...common, side: 'b' as const, ticket: mk('b', other.publicKey, me.publicKey), peer_id: peerId }
+    this.deliverSignal(partyId, peerId, body.peer_id, 'relay_offer', theirs)
+    this.log.info('relay session offered', { party_id: partyId, relay_id: relay.relayId, a: peerId, b: body.peer_id })
+    return mine
+  }
+
+  // ------------------------------------------------------------------ housekeeping
+
+  /** Writes the batched last_seen values. */
+  flush(): number {
+    if (!this.dirty.size) return 0
+    const batch: { partyId: string; peerId: string; lastSeen: number }[] = []
+    for (const key of this.dirty) {
+      const [partyId, peerId] = key.split(' ') as [string, string]
+      const hot = this.members.get(partyId)?.get(peerId)
+      if (hot) batch.push({ partyId, peerId, lastSeen: hot.lastSeen })
+    }
+    this.dirty.clear()
+    this.repo.flushLastSeen(batch)
+    return batch.length
+  }
+
+  /**
+   * One cleanup pass at the clock's now: members silent longer than peerTimeoutS are removed (members told,
+   * reason "timeout"), parties left empty are deleted, silent relays dropped, expired tokens, challenges and
+   * queued signals purged.
+   */
+  cleanup() {
+    const now = this.clock.now()
+    this.flush()
+    const cutoff = now - this.config.peerTimeoutS * 1000
+    let removed = 0
+    let deleted = 0
+    for (const [partyId, map] of [...this.members]) {
+      const stale = [...map].filter(([, m]) => m.lastSeen < cutoff).map(([p]) => p)
+      if (!stale.length) continue
+      const party = this.repo.party(partyId)
+      if (!party) {
+        this.members.delete(partyId)
+        continue
+      }
+      // Non-hosts first, so that if the host is also stale its peers hear peer_left before party_deleted.
+      stale.sort((a, b) => Number(a === party.hostId) - Number(b === party.hostId))
+      for (const p of stale) {
+        if (!this.members.has(partyId)) break
+        removed++
+        if (this.removeMember(party, p, 'timeout') === 'party_deleted') deleted++
+      }
+    }
+    // Parties with no active member at all (e.g. every member's row left before a restart).
+    for (const p of this.repo.allParties()) {
+      if (!this.members.get(p.partyId)?.size) {
+        this.deleteParty(p.partyId, 'empty')
+        deleted++
+      }
+    }
+    const purged = this.repo.purgeExpired(now, now - this.config.relayTimeoutS * 1000)
+    for (const [h, t] of this.tokenCache) if (t.expiresAt <= now) this.tokenCache.delete(h)
+    for (const [ip, w] of this.rate) if (now - w.windowStart >= 60_000) this.rate.delete(ip)
+    const out = { peers_removed: removed, parties_deleted: deleted, ...purged, relays: purged.relays.length }
+    if (removed || deleted || purged.relays.length) this.log.info('cleanup', out)
+    return out
+  }
+
+  stats() {
+    let peers = 0
+    const seen = new Set<string>()
+    for (const map of this.members.values()) for (const p of map.keys()) seen.add(p)
+    peers = seen.size
+    return { parties: this.members.size, peers, relays: this.repo.countRelays(), ws_clients: this.hub.clients }
+  }
+}
