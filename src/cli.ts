@@ -16,6 +16,9 @@ export const COMMANDS: Record<string, Entry> = {
   keygen: { summary: 'print a new WireGuard private key, like `wg genkey`', load: () => import('./client/cli/keygen.ts') },
   nat: { summary: 'learn the public UDP endpoint and NAT type from two STUN servers', load: () => import('./client/cli/nat.ts') },
   pubkey: { summary: 'read a private key on stdin, print its public key, like `wg pubkey`', load: () => import('./client/cli/pubkey.ts') },
+  up: { summary: 'create or join a party and keep this machine on its WireGuard network', load: () => import('./client/agent/up.ts') },
+  down: { summary: 'stop the running agent: leave the party, remove the interface', load: () => import('./client/agent/down.ts') },
+  status: { summary: "show the running agent's party and every peer's path (direct / relay / connecting)", load: () => import('./client/agent/status.ts') },
   settings: { summary: 'get, set, list or delete values in the settings database', load: () => import('./client/cli/settings.ts') },
 }
 

@@ -1,0 +1,434 @@
+/**
+ * The `lanrage up` agent: one process that keeps this machine's WireGuard interface connected to every other
+ * member of one party (DESIGN.md "Client library and agent").
+ *
+ *   register (key proof) → STUN from the WireGuard port at the relay(s) → create/join the party → bring up the
+ *   interface with the virtual IP → per peer: the connection state machine (../punch/conn.ts) → follow live events
+ *
+ * Everything that changes peer state runs in one place, `poll()`, every POLL_MS: it reads `wg show dump`,
+ * turns fresh receive counters into `traffic` events, applies queued events (control-server messages, finished
+ * relay allocations) and ticks every machine. Slow network calls (relay tickets, ALLOCATE, signals) run in the
+ * background and report back through the queue, so no two steps of a machine ever interleave.
+ */
+import { networkInterfaces } from 'node:os'
+import type { Logger } from '../../shared/log.ts'
+import type { ControlPlane, NatType, PartyInfo, PeerInfo, RelayOffer } from '../control/types.ts'
+import { type ConnAction, type ConnContext, type ConnEvent, type ConnState, DEFAULT_TIMING, type ConnTiming, pathOf, startConn, stepConn } from '../punch/conn.ts'
+import type { WgStatus, WgPeerConfig } from '../wireguard/config.ts'
+
+/** How often the agent reads WireGuard's counters and ticks the machines. */
+export const POLL_MS = 200
+/** Heartbeat period: well under the control server's 5-minute silence limit, and carries endpoint changes. */
+export const HEARTBEAT_MS = 30_000
+/**
+ * Persistent keepalive (seconds) on every peer: keeps NAT mappings open (a cone NAT forgets an idle UDP
+ * mapping after ~30 s) and gives the state machine a packet to see at least this often.
+ */
+export const KEEPALIVE_S = 5
+
+export interface RelayEndpoint {
+  host: string
+  port: number
+}
+export interface NatReport {
+  publicEndpoint: string | null
+  natType: NatType
+}
+
+/** What the agent needs from a WireGuard interface (WireGuardInterface implements it). */
+export interface AgentInterface {
+  readonly name: string
+  setPrivateKey(privateKey: string, listenPort?: number): Promise<void>
+  setAddress(cidr: string): Promise<void>
+  up(): Promise<void>
+  setPeer(p: WgPeerConfig): Promise<void>
+  removePeer(publicKey: string): Promise<void>
+  status(): Promise<WgStatus>
+  delete(): Promise<void>
+}
+
+export interface AgentDeps {
+  control: ControlPlane
+  /** The relays' main ports (STUN + ALLOCATE), from `GET /relays`. */
+  listRelays(): Promise<RelayEndpoint[]>
+  /** STUN from `localPort` (before WireGuard binds it) at up to two targets. */
+  detectNat(localPort: number, targets: RelayEndpoint[]): Promise<NatReport>
+  /** Sends the ticket to the relay's main port; resolves with this side's session port. */
+  allocate(relay: RelayEndpoint, ticket: string): Promise<number>
+  createInterface(name: string): Promise<AgentInterface>
+  now(): number
+  log: Logger
+  /** A line for the user (stdout). */
+  say(line: string): void
+  /** Persists the status snapshot for `lanrage status`. */
+  writeStatus(s: AgentStatus): void
+}
+
+export interface AgentOptions {
+  privateKey: string
+  interfaceName: string
+  listenPort: number
+  party: { create: string; maxPeers?: number } | { join: string }
+  password?: string
+  timing?: ConnTiming
+}
+
+export interface PeerStatus {
+  peer_id: string
+  virtual_ip: string
+  public_key: string
+  nat_type: NatType
+  public_endpoint: string | null
+  /** WireGuard's current endpoint for the peer (what it really sends to). */
+  endpoint: string | null
+  path: 'direct' | 'relay' | 'connecting'
+  /** ISO 8601, null before the first handshake. */
+  latest_handshake: string | null
+}
+export interface AgentStatus {
+  pid: number
+  interface: string
+  listen_port: number
+  party: { party_id: string; name: string; host_id: string; subnet: string } | null
+  self: { peer_id: string; virtual_ip: string | null; public_endpoint: string | null; nat_type: NatType } | null
+  peers: PeerStatus[]
+  updated_at: string
+}
+
+interface Peer {
+  info: PeerInfo
+  ctx: ConnContext
+  state: ConnState
+  /** The endpoint this agent last told WireGuard to use, and the peer's rx counter then. */
+  setEndpoint: string | null
+  lastRx: number
+  wg: { endpoint: string | null; latestHandshake: number | null; rx: number } | null
+  relayBusy: boolean
+  lastPath: string
+}
+
+type Queued =
+  | { kind: 'peer'; peer: PeerInfo }
+  | { kind: 'left'; peerId: string }
+  | { kind: 'conn'; peerId: string; ev: ConnEvent }
+  | { kind: 'offer'; offer: RelayOffer; requester: string }
+
+/** Prefix length of "10.66.0.0/16" → "/16" for the interface address. */
+const prefixOf = (subnet: string) => subnet.split('/')[1] ?? '16'
+
+/** This machine's IPv4 addresses with the WireGuard port, for peers on the same LAN (PeerInfo.local_endpoints). */
+export function localEndpoints(port: number): string[] {
+  const out: string[] = []
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) out.push(`${a.address}:${port}`)
+  return out
+}
+
+export class Agent {
+  private peers = new Map<string, Peer>()
+  private queue: Queued[] = []
+  /** Signals that arrived before the peer they concern (e.g. a punch racing the join response). */
+  private early = new Map<string, Queued[]>()
+  private iface: AgentInterface | null = null
+  private party: PartyInfo | null = null
+  private selfId = ''
+  private nat: NatReport = { publicEndpoint: null, natType: 'unknown' }
+  private relays: RelayEndpoint[] = []
+  private timers: ReturnType<typeof setInterval>[] = []
+  private polling = false
+  private offs: (() => void)[] = []
+  private stopped = false
+  private lastStatus = ''
+  /** Resolves when the agent ends on its own (party deleted); stop() is the other way out. */
+  readonly ended: Promise<string>
+  private end!: (why: string) => void
+
+  constructor(
+    private readonly opts: AgentOptions,
+    private readonly deps: AgentDeps,
+  ) {
+    this.ended = new Promise((r) => (this.end = r))
+  }
+
+  get partyId() {
+    return this.party?.party_id ?? null
+  }
+
+  async start(): Promise<void> {
+    const { control, log } = this.deps
+    this.selfId = await control.register()
+    log.info('registered', { peer_id: this.selfId })
+    this.listen()
+    this.relays = await this.deps.listRelays().catch((e) => {
+      log.warn('could not list relays', { error: e })
+      return []
+    })
+    if (this.relays.length) {
+      this.nat = await this.deps.detectNat(this.opts.listenPort, this.relays.slice(0, 2)).catch((e) => {
+        log.warn('STUN failed; peers will be reached through the relay', { error: e })
+        return { publicEndpoint: null, natType: 'unknown' as NatType }
+      })
+    } else log.warn('no relay registered: no STUN, no relaying; only peers that reach us directly will connect')
+    log.info('public mapping', { endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType, listen_port: this.opts.listenPort })
+
+    const peerInfo = { public_endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType, local_endpoints: localEndpoints(this.opts.listenPort) }
+    const p = this.opts.party
+    this.party =
+      'create' in p
+        ? await control.createParty(p.create, { password: this.opts.password, max_peers: p.maxPeers, peer_info: peerInfo })
+        : await control.joinParty(p.join, { password: this.opts.password, peer_info: peerInfo })
+    this.deps.say(`party_id: ${this.party.party_id}`)
+    const me = this.party.peers[this.selfId]
+    if (!me) throw new Error(`the control server's party ${this.party.party_id} does not list this peer ${this.selfId}`)
+    this.deps.say(`virtual_ip: ${me.virtual_ip}`)
+
+    const iface = await this.deps.createInterface(this.opts.interfaceName)
+    this.iface = iface
+    await iface.setPrivateKey(this.opts.privateKey, this.opts.listenPort)
+    await iface.setAddress(`${me.virtual_ip}/${prefixOf(this.party.subnet)}`)
+    await iface.up()
+    log.info('interface up', { name: iface.name, address: me.virtual_ip })
+
+    for (const peer of Object.values(this.party.peers)) if (peer.peer_id !== this.selfId) this.queue.push({ kind: 'peer', peer })
+    this.timers.push(setInterval(() => void this.poll(), POLL_MS))
+    this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS))
+    await this.poll()
+  }
+
+  private listen() {
+    const { control, log } = this.deps
+    const mine = (partyId: string) => this.party !== null && partyId === this.party.party_id
+    this.offs.push(
+      control.on('peer_joined', (e) => mine(e.party_id) && this.queue.push({ kind: 'peer', peer: e.peer })),
+      control.on('peer_updated', (e) => mine(e.party_id) && this.queue.push({ kind: 'peer', peer: e.peer })),
+      control.on('peer_left', (e) => mine(e.party_id) && this.queue.push({ kind: 'left', peerId: e.peer_id })),
+      control.on('party_deleted', (e) => {
+        if (!mine(e.party_id)) return
+        log.warn('party deleted', { party_id: e.party_id, reason: e.reason })
+        this.deps.say(`party deleted: ${e.reason}`)
+        this.end(`party deleted (${e.reason})`)
+      }),
+      control.on('signal', (e) => {
+        // Signals may arrive before createParty/joinParty returns (the peer saw us join first): keep them.
+        if (this.party && !mine(e.party_id)) return
+        const s = e.signal
+        const data = (s.data ?? {}) as Record<string, unknown>
+        if (s.type === 'punch' && typeof data.at === 'number' && typeof data.endpoint === 'string') {
+          this.enqueue({ kind: 'conn', peerId: s.from_peer_id, ev: { type: 'punch', at: data.at, endpoint: data.endpoint } })
+        } else if (s.type === 'relay_offer' && typeof data.ticket === 'string' && data.relay && typeof data.session_id === 'string') {
+          this.enqueue({ kind: 'offer', offer: data as unknown as RelayOffer, requester: s.from_peer_id })
+        } else log.debug('ignoring signal', { type: s.type, from: s.from_peer_id })
+      }),
+      control.on('connected', (e) => e.reconnect && log.info('control channel reconnected')),
+      control.on('error', (e) => log.warn('control plane', { where: e.where, error: e.error })),
+    )
+  }
+
+  private enqueue(q: Queued & { peerId?: string }) {
+    const id = q.kind === 'offer' ? q.requester : q.kind === 'conn' ? q.peerId : null
+    if (id && !this.peers.has(id) && !this.queue.some((x) => x.kind === 'peer' && x.peer.peer_id === id)) {
+      const list = this.early.get(id) ?? []
+      if (list.length < 16) list.push(q)
+      this.early.set(id, list)
+      return
+    }
+    this.queue.push(q)
+  }
+
+  /** One pass: read WireGuard, apply queued events, tick every machine, publish status. Never re-entered. */
+  async poll(): Promise<void> {
+    if (this.polling || this.stopped || !this.iface) return
+    this.polling = true
+    try {
+      const now = this.deps.now()
+      const wg = await this.iface.status().catch((e) => {
+        this.deps.log.warn('reading WireGuard status failed', { error: e })
+        return null
+      })
+      if (wg) {
+        for (const peer of this.peers.values()) {
+          const w = wg.peers.find((x) => x.publicKey === peer.info.public_key)
+          peer.wg = w ? { endpoint: w.endpoint, latestHandshake: w.latestHandshake, rx: w.rxBytes } : null
+          if (!w) continue
+          // Fresh packets from the peer while WireGuard still uses the endpoint we set (it roams otherwise, §6.5).
+          if (w.rxBytes > peer.lastRx && peer.setEndpoint !== null && w.endpoint === peer.setEndpoint) await this.step(peer, { type: 'traffic' }, now)
+          peer.lastRx = w.rxBytes
+        }
+      }
+      for (const q of this.queue.splice(0)) await this.apply(q, now)
+      for (const peer of this.peers.values()) await this.step(peer, { type: 'tick' }, now)
+      this.publish()
+    } finally {
+      this.polling = false
+    }
+  }
+
+  private async apply(q: Queued, now: number) {
+    if (q.kind === 'peer') return this.upsertPeer(q.peer, now)
+    if (q.kind === 'left') return this.removePeer(q.peerId, 'left')
+    const peer = this.peers.get(q.kind === 'conn' ? q.peerId : q.requester)
+    if (!peer) return
+    if (q.kind === 'conn') {
+      if (q.ev.type === 'punch') peer.ctx.peerEndpoint = q.ev.endpoint
+      return this.step(peer, q.ev, now)
+    }
+    this.allocateFor(peer, q.offer, q.requester)
+  }
+
+  private async upsertPeer(info: PeerInfo, now: number) {
+    if (info.peer_id === this.selfId) return
+    const known = this.peers.get(info.peer_id)
+    if (known) {
+      known.info = info
+      const changed = known.ctx.peerNat !== info.nat_type || (info.public_endpoint !== null && known.ctx.peerEndpoint !== info.public_endpoint)
+      known.ctx.peerNat = info.nat_type
+      if (info.public_endpoint) known.ctx.peerEndpoint = info.public_endpoint
+      if (changed) await this.step(known, { type: 'peer-updated' }, now)
+      return
+    }
+    await this.iface!.setPeer({ publicKey: info.public_key, allowedIps: [`${info.virtual_ip}/32`] })
+    const ctx: ConnContext = {
+      selfId: this.selfId,
+      peerId: info.peer_id,
+      selfNat: this.nat.natType,
+      peerNat: info.nat_type,
+      selfEndpoint: this.nat.publicEndpoint,
+      peerEndpoint: info.public_endpoint,
+      timing: this.opts.timing ?? DEFAULT_TIMING,
+    }
+    const [state, actions] = startConn(ctx, now)
+    const peer: Peer = { info, ctx, state, setEndpoint: null, lastRx: 0, wg: null, relayBusy: false, lastPath: '' }
+    this.peers.set(info.peer_id, peer)
+    this.deps.log.info('peer added', { peer_id: info.peer_id, virtual_ip: info.virtual_ip, nat_type: info.nat_type, endpoint: info.public_endpoint })
+    await this.perform(peer, actions)
+    for (const q of this.early.get(info.peer_id) ?? []) await this.apply(q, now)
+    this.early.delete(info.peer_id)
+  }
+
+  private async removePeer(peerId: string, why: string) {
+    const peer = this.peers.get(peerId)
+    if (!peer) return
+    this.peers.delete(peerId)
+    await this.iface!.removePeer(peer.info.public_key).catch((e) => this.deps.log.warn('removing WireGuard peer failed', { error: e }))
+    this.deps.say(`peer ${peerId} ${peer.info.virtual_ip} ${why}`)
+  }
+
+  private async step(peer: Peer, ev: ConnEvent, now: number) {
+    const [state, actions] = stepConn(peer.ctx, peer.state, ev, now)
+    peer.state = state
+    await this.perform(peer, actions)
+  }
+
+  private async perform(peer: Peer, actions: ConnAction[]) {
+    const { control, log } = this.deps
+    const partyId = this.party!.party_id
+    for (const a of actions) {
+      if (a.type === 'set-endpoint') {
+        const base = { publicKey: peer.info.public_key, allowedIps: [`${peer.info.virtual_ip}/32`] }
+        // Keepalive off → on makes WireGuard send at once (wg(8); wireguard-go uapi.go "pkaOn"), which starts the
+        // handshake towards the new endpoint now instead of at the next retry.
+        await this.iface!.setPeer({ ...base, endpoint: a.endpoint, persistentKeepalive: 0 })
+        await this.iface!.setPeer({ ...base, persistentKeepalive: KEEPALIVE_S })
+        peer.setEndpoint = a.endpoint
+        peer.lastRx = peer.wg?.rx ?? peer.lastRx
+        log.info('endpoint set', { peer_id: peer.info.peer_id, endpoint: a.endpoint, state: peer.state.kind })
+      } else if (a.type === 'send-punch') {
+        control.sendSignal(partyId, peer.info.peer_id, 'punch', { at: a.at, endpoint: a.endpoint }).catch((e) => log.warn('punch signal failed', { peer_id: peer.info.peer_id, error: e }))
+      } else if (a.type === 'request-relay') {
+        if (peer.relayBusy) continue
+        peer.relayBusy = true
+        control
+          .requestRelay(partyId, peer.info.peer_id)
+          .then((offer) => this.allocateFor(peer, offer, this.selfId))
+          .catch((e) => {
+            peer.relayBusy = false
+            log.warn('relay request failed', { peer_id: peer.info.peer_id, error: e })
+            this.queue.push({ kind: 'conn', peerId: peer.info.peer_id, ev: { type: 'relay-failed' } })
+          })
+      }
+    }
+  }
+
+  /** ALLOCATE at the relay with our ticket (ours or from the peer's offer), then hand the endpoint to the machine. */
+  private allocateFor(peer: Peer, offer: RelayOffer, requester: string) {
+    const relay = { host: offer.relay.public_ip, port: offer.relay.port }
+    this.deps
+      .allocate(relay, offer.ticket)
+      .then((port) => {
+        this.deps.log.info('relay allocated', { peer_id: peer.info.peer_id, relay: `${relay.host}:${relay.port}`, session_port: port, side: offer.side })
+        this.queue.push({ kind: 'conn', peerId: peer.info.peer_id, ev: { type: 'relay-ready', endpoint: `${relay.host}:${port}`, requester } })
+      })
+      .catch((e) => {
+        this.deps.log.warn('relay allocation failed', { peer_id: peer.info.peer_id, error: e })
+        this.queue.push({ kind: 'conn', peerId: peer.info.peer_id, ev: { type: 'relay-failed' } })
+      })
+      .finally(() => {
+        if (requester === this.selfId) peer.relayBusy = false
+      })
+  }
+
+  private async heartbeat() {
+    if (!this.party || this.stopped) return
+    await this.deps.control
+      .heartbeat(this.party.party_id, { public_endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType })
+      .catch((e) => this.deps.log.warn('heartbeat failed', { error: e }))
+  }
+
+  status(): AgentStatus {
+    const me = this.party?.peers[this.selfId]
+    return {
+      pid: process.pid,
+      interface: this.opts.interfaceName,
+      listen_port: this.opts.listenPort,
+      party: this.party && { party_id: this.party.party_id, name: this.party.name, host_id: this.party.host_id, subnet: this.party.subnet },
+      self: this.selfId ? { peer_id: this.selfId, virtual_ip: me?.virtual_ip ?? null, public_endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType } : null,
+      peers: [...this.peers.values()].map((p) => ({
+        peer_id: p.info.peer_id,
+        virtual_ip: p.info.virtual_ip,
+        public_key: p.info.public_key,
+        nat_type: p.info.nat_type,
+        public_endpoint: p.ctx.peerEndpoint,
+        endpoint: p.wg?.endpoint ?? null,
+        path: pathOf(p.state),
+        latest_handshake: p.wg?.latestHandshake ? new Date(p.wg.latestHandshake).toISOString() : null,
+      })),
+      updated_at: new Date(this.deps.now()).toISOString(),
+    }
+  }
+
+  /** Tells the user about path changes and writes the status file when something changed. */
+  private publish() {
+    for (const p of this.peers.values()) {
+      const path = pathOf(p.state)
+      const line = `peer ${p.info.peer_id} ${p.info.virtual_ip} ${path}${path === 'connecting' ? '' : ' ' + (p.setEndpoint ?? '')}`
+      if (line !== p.lastPath) {
+        p.lastPath = line
+        this.deps.say(line)
+      }
+    }
+    const s = this.status()
+    const key = JSON.stringify({ ...s, updated_at: '' })
+    if (key !== this.lastStatus) {
+      this.lastStatus = key
+      this.deps.writeStatus(s)
+    }
+  }
+
+  /** Leaves the party, removes the interface, closes the control plane. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    for (const t of this.timers) clearInterval(t)
+    for (const off of this.offs) off()
+    while (this.polling) await Bun.sleep(10)
+    const { control, log } = this.deps
+    if (this.party) {
+      const r = await control.leaveParty(this.party.party_id).catch((e) => {
+        log.warn('leaving the party failed', { error: e })
+        return null
+      })
+      if (r) log.info('left party', { party_id: this.party.party_id, result: r })
+    }
+    if (this.iface) await this.iface.delete().catch((e) => log.warn('removing the interface failed', { error: e }))
+    await control.close().catch(() => {})
+  }
+}

@@ -1,0 +1,135 @@
+// ALLOCATE and STUN from the agent's side, against real UDP responders on 127.0.0.1 speaking the shared codecs.
+import { afterEach, describe, expect, test } from 'bun:test'
+import { decodeAllocateRequest, encodeAllocateResponse, type AllocateStatus } from '../../shared/wire/allocate.ts'
+import { decodeStun, encodeBindingResponse } from '../../shared/wire/stun.ts'
+import { TICKET_LEN } from '../../shared/wire/ticket.ts'
+import { allocate, RelayError, ticketBytes } from './relay-client.ts'
+import { stunFromPort } from './stun-probe.ts'
+
+const sockets: { close(): void }[] = []
+afterEach(() => {
+  for (const s of sockets.splice(0)) s.close()
+})
+
+const TICKET = Buffer.from(Uint8Array.from({ length: TICKET_LEN }, (_, i) => i)).toString('base64url')
+
+/** A loopback relay main port that answers ALLOCATE as `answer` says (null: stay silent this time). */
+async function fakeRelay(answer: (n: number) => { status: AllocateStatus; port: number; txid?: Uint8Array } | null) {
+  const seen: Uint8Array[] = []
+  const s = await Bun.udpSocket({
+    hostname: '127.0.0.1',
+    binaryType: 'uint8array',
+    socket: {
+      data(sock, data, port, address) {
+        const r = decodeAllocateRequest(data)
+        if (!r.ok) return
+        seen.push(r.value.ticket)
+        const a = answer(seen.length)
+        if (!a) return
+        const resp = encodeAllocateResponse({
+          transactionId: a.txid ?? r.value.transactionId,
+          status: a.status,
+          side: 'a',
+          sessionPort: a.port,
+          observed: { address, port, family: 'IPv4' },
+          idleTimeoutSec: 300,
+          sessionId: new Uint8Array(16),
+        })
+        sock.send(resp, port, address)
+      },
+      error() {},
+    },
+  })
+  sockets.push(s)
+  return { relay: { host: '127.0.0.1', port: s.port }, seen }
+}
+
+describe('ALLOCATE', () => {
+  test('sends the ticket bytes and resolves with the session port', async () => {
+    const { relay, seen } = await fakeRelay(() => ({ status: 'ok', port: 52001 }))
+    expect(await allocate(relay, TICKET)).toBe(52001)
+    expect(Buffer.from(seen[0]!).toString('base64url')).toBe(TICKET)
+  })
+
+  test('retransmits when a request or answer is lost', async () => {
+    const { relay, seen } = await fakeRelay((n) => (n < 3 ? null : { status: 'ok', port: 52002 }))
+    expect(await allocate(relay, TICKET, { rtoMs: 50, attempts: 5 })).toBe(52002)
+    expect(seen.length).toBe(3)
+  })
+
+  test('a refusal names the relay and the reason', async () => {
+    const { relay } = await fakeRelay(() => ({ status: 'expired_ticket', port: 0 }))
+    const err = await allocate(relay, TICKET).catch((e) => e)
+    expect(err).toBeInstanceOf(RelayError)
+    expect(err.code).toBe('RELAY_REFUSED')
+    expect(err.message).toContain(`relay 127.0.0.1:${relay.port} refused the allocation: expired_ticket`)
+  })
+
+  test('an answer to another transaction is ignored, and silence times out', async () => {
+    const { relay, seen } = await fakeRelay(() => ({ status: 'ok', port: 52003, txid: new Uint8Array(12) }))
+    const err = await allocate(relay, TICKET, { rtoMs: 20, attempts: 3 }).catch((e) => e)
+    expect(err.code).toBe('RELAY_TIMEOUT')
+    expect(err.message).toContain('did not answer ALLOCATE (3 tries)')
+    expect(seen.length).toBe(3)
+  })
+
+  test.each([
+    ['not base64url', 'ab+/'],
+    ['too short', Buffer.alloc(TICKET_LEN - 1).toString('base64url')],
+    ['empty', ''],
+  ])('a ticket that is %s is refused before sending', async (_n, t) => {
+    expect(ticketBytes(t)).toBeNull()
+    const err = await allocate({ host: '127.0.0.1', port: 9 }, t).catch((e) => e)
+    expect(err.code).toBe('BAD_TICKET')
+  })
+})
+
+/** A loopback STUN responder; `skew` is added to the reported port (a symmetric NAT's different mapping). */
+async function stunServer(skew = 0) {
+  const s = await Bun.udpSocket({
+    hostname: '127.0.0.1',
+    binaryType: 'uint8array',
+    socket: {
+      data(sock, data, port, address) {
+        const r = decodeStun(data)
+        if (r.ok) sock.send(encodeBindingResponse(r.message.transactionId, { address, port: port + skew, family: 'IPv4' }), port, address)
+      },
+      error() {},
+    },
+  })
+  sockets.push(s)
+  return { host: '127.0.0.1', port: s.port }
+}
+
+async function freePort() {
+  const s = await Bun.udpSocket({ hostname: '127.0.0.1' })
+  const p = s.port
+  s.close()
+  return p
+}
+
+describe('STUN from the WireGuard port', () => {
+  test('the mapping is learned from the given local port; the same mapping at two targets is a cone', async () => {
+    const port = await freePort()
+    const r = await stunFromPort(port, [await stunServer(), await stunServer()])
+    expect(r).toEqual({ publicEndpoint: `127.0.0.1:${port}`, natType: 'port_restricted_cone' })
+  })
+
+  test('different mappings per target: symmetric', async () => {
+    const port = await freePort()
+    const r = await stunFromPort(port, [await stunServer(), await stunServer(7)])
+    expect(r).toEqual({ publicEndpoint: `127.0.0.1:${port}`, natType: 'symmetric' })
+  })
+
+  test('a single target cannot tell the mapping behaviour: unknown', async () => {
+    const port = await freePort()
+    expect(await stunFromPort(port, [await stunServer()])).toEqual({ publicEndpoint: `127.0.0.1:${port}`, natType: 'unknown' })
+  })
+
+  test('no answer: no endpoint, unknown', async () => {
+    const silent = await Bun.udpSocket({ hostname: '127.0.0.1', socket: { data() {}, error() {} } })
+    sockets.push(silent)
+    const r = await stunFromPort(await freePort(), [{ host: '127.0.0.1', port: silent.port }], { rtoMs: 20, sends: 2 })
+    expect(r).toEqual({ publicEndpoint: null, natType: 'unknown' })
+  })
+})

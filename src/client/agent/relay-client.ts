@@ -1,0 +1,71 @@
+/**
+ * The agent's two conversations with a relay's main UDP port: ALLOCATE (claim our side of a relay session with
+ * the ticket the control server signed, src/shared/wire/allocate.ts) and the relay list from the control server.
+ * Requests are retransmitted like STUN's (RFC 8489 §6.2.1: RTO doubling from 250 ms), a bounded number of times.
+ */
+import { LanrageError } from '../../shared/errors.ts'
+import { decodeAllocateResponse, encodeAllocateRequest } from '../../shared/wire/allocate.ts'
+import { TICKET_LEN } from '../../shared/wire/ticket.ts'
+import type { RelayEndpoint } from './agent.ts'
+
+export class RelayError extends LanrageError {
+  constructor(code: 'RELAY_TIMEOUT' | 'RELAY_REFUSED' | 'BAD_TICKET', message: string) {
+    super(code, message, 502)
+  }
+}
+
+const RTO_MS = 250
+const ATTEMPTS = 5
+
+/** base64url without padding (the ticket's JSON form, CONTRACTS.md) → bytes; null when it is not a ticket. */
+export function ticketBytes(b64url: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9_-]+$/.test(b64url)) return null
+  const bytes = Buffer.from(b64url, 'base64url')
+  return bytes.length === TICKET_LEN ? new Uint8Array(bytes) : null
+}
+
+/** Sends ALLOCATE with `ticket` to the relay's main port and resolves with this side's session port. */
+export async function allocate(relay: RelayEndpoint, ticket: string, retry = { rtoMs: RTO_MS, attempts: ATTEMPTS }): Promise<number> {
+  const t = ticketBytes(ticket)
+  if (!t) throw new RelayError('BAD_TICKET', `the relay ticket is not ${TICKET_LEN} bytes of base64url`)
+  const transactionId = crypto.getRandomValues(new Uint8Array(12))
+  const request = encodeAllocateRequest({ transactionId, ticket: t })
+  const { promise, resolve, reject } = Promise.withResolvers<number>()
+  const sock = await Bun.udpSocket({
+    binaryType: 'uint8array',
+    socket: {
+      data(_s, data, port, address) {
+        if (port !== relay.port || address !== relay.host) return
+        const r = decodeAllocateResponse(data)
+        if (!r.ok || !r.value.transactionId.every((b, i) => b === transactionId[i])) return
+        if (r.value.status === 'ok') resolve(r.value.sessionPort)
+        else reject(new RelayError('RELAY_REFUSED', `relay ${relay.host}:${relay.port} refused the allocation: ${r.value.status}`))
+      },
+      // An ICMP unreachable must not kill the agent (STYLE.md §3); the retransmissions carry on.
+      error() {},
+    },
+  })
+  try {
+    let rto = retry.rtoMs
+    for (let i = 0; i < retry.attempts; i++) {
+      sock.send(request, relay.port, relay.host)
+      const r = await Promise.race([promise, Bun.sleep(rto).then(() => null)])
+      if (r !== null) return r
+      rto *= 2
+    }
+    throw new RelayError('RELAY_TIMEOUT', `relay ${relay.host}:${relay.port} did not answer ALLOCATE (${retry.attempts} tries)`)
+  } finally {
+    sock.close()
+  }
+}
+
+/** `GET /relays` with the peer's bearer token: the relays' main ports, least loaded first. */
+export async function listRelays(controlUrl: string, token: string): Promise<RelayEndpoint[]> {
+  const res = await fetch(controlUrl.replace(/\/+$/, '') + '/relays', { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } })
+  if (!res.ok) throw new LanrageError('RELAYS_UNAVAILABLE', `GET /relays answered ${res.status}`, 502)
+  const body = (await res.json()) as { relays?: { public_ip?: unknown; port?: unknown; load?: unknown }[] }
+  return (body.relays ?? [])
+    .filter((r) => typeof r.public_ip === 'string' && typeof r.port === 'number')
+    .sort((a, b) => Number(a.load ?? 0) - Number(b.load ?? 0))
+    .map((r) => ({ host: r.public_ip as string, port: r.port as number }))
+}

@@ -1,0 +1,73 @@
+/**
+ * The agent's files under $LANRAGE_HOME (default ~/.lanrage): its WireGuard private key (its identity at the
+ * control server) and the status file the running agent keeps current for `lanrage status` and `lanrage down`.
+ * The status file is replaced atomically (temp file + rename) so a reader never sees half of it.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { openDatabase } from '../../db/client.ts'
+import { SettingsStore } from '../../db/settings.ts'
+import { defaultSettingsPath, lanrageHome } from '../home.ts'
+import { encodeKey, generatePrivateKey, parsePrivateKey } from '../wireguard/keys.ts'
+import type { AgentStatus } from './agent.ts'
+
+type Env = Record<string, string | undefined>
+export const keyPath = (env: Env = process.env) => join(lanrageHome(env), 'private.key')
+export const statusPath = (env: Env = process.env) => join(lanrageHome(env), 'agent.json')
+
+/** The agent's status file plus what `down` needs to clean up after an agent that died. */
+export interface StatusFile extends AgentStatus {
+  control: string
+}
+
+/** Loads the private key, creating one (mode 0600) on first use. */
+export function loadOrCreateKey(env: Env = process.env): string {
+  const path = keyPath(env)
+  if (existsSync(path)) {
+    const text = readFileSync(path, 'utf8').trim()
+    parsePrivateKey(text) // a corrupt key file is an error, never silently replaced (it is the peer's identity)
+    return text
+  }
+  mkdirSync(lanrageHome(env), { recursive: true, mode: 0o700 })
+  const key = encodeKey(generatePrivateKey())
+  writeFileSync(path, key + '\n', { mode: 0o600 })
+  chmodSync(path, 0o600)
+  return key
+}
+
+export function writeStatusFile(s: StatusFile, env: Env = process.env): void {
+  const path = statusPath(env)
+  mkdirSync(lanrageHome(env), { recursive: true, mode: 0o700 })
+  const tmp = `${path}.${process.pid}.tmp`
+  writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n')
+  renameSync(tmp, path)
+}
+
+export function readStatusFile(env: Env = process.env): StatusFile | null {
+  try {
+    return JSON.parse(readFileSync(statusPath(env), 'utf8')) as StatusFile
+  } catch {
+    return null
+  }
+}
+
+export const removeStatusFile = (env: Env = process.env) => rmSync(statusPath(env), { force: true })
+
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Reads option values from the settings database under $LANRAGE_HOME, when there is one. */
+export function settingsReader(env: Env = process.env): ((key: string) => unknown) | undefined {
+  const path = defaultSettingsPath(env)
+  if (!existsSync(path)) return undefined
+  const open = openDatabase(path)
+  const store = new SettingsStore(open.db)
+  return (key) => store.get(key)
+}

@@ -1,0 +1,100 @@
+/** `lanrage up`: join this machine to a party's WireGuard network and keep every member connected. */
+import { Type } from '@sinclair/typebox'
+import { runCommand } from '../../shared/command.ts'
+import type { CommandSpec } from '../../shared/config.ts'
+import { LanrageError } from '../../shared/errors.ts'
+import { createLogger } from '../../shared/log.ts'
+import { RemoteControlPlane } from '../control/remote.ts'
+import { IFNAME_RE, WireGuardInterface } from '../wireguard/iface.ts'
+import { Agent } from './agent.ts'
+import { allocate, listRelays } from './relay-client.ts'
+import { alive, loadOrCreateKey, readStatusFile, removeStatusFile, settingsReader, statusPath, writeStatusFile } from './state.ts'
+import { stunFromPort } from './stun-probe.ts'
+
+export const spec = {
+  name: 'up',
+  summary: 'create or join a party and keep this machine on its WireGuard network (the client agent)',
+  description: [
+    'Registers this machine (its WireGuard key in $LANRAGE_HOME/private.key), learns its public address by',
+    'STUN at the relay, creates (--create NAME) or joins (--join PARTY_ID) a party, brings up the interface',
+    'with the party virtual IP and connects to every member: directly when both NATs allow it, else relayed.',
+    'Prints `party_id: <id>` and one line per peer whenever its path (direct / relay / connecting) changes.',
+    'Runs until Ctrl-C, SIGTERM or `lanrage down`, then leaves the party and removes the interface.',
+  ].join('\n'),
+  schema: Type.Object({
+    control: Type.String({ default: 'http://127.0.0.1:8667', description: 'control server URL' }),
+    create: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'create a party with this name', settings: false })),
+    join: Type.Optional(Type.String({ pattern: '^[0-9a-f]{12}$', description: 'join the party with this id (12 hex digits)', settings: false })),
+    password: Type.Optional(Type.String({ description: 'party password (for --create: set it; for --join: present it)', settings: false })),
+    maxPeers: Type.Optional(Type.Integer({ minimum: 2, maximum: 254, description: 'party size limit (with --create)', settings: false })),
+    interface: Type.String({ default: 'lanrage0', pattern: IFNAME_RE.source, description: 'WireGuard interface name (unique per machine)' }),
+    listenPort: Type.Integer({ default: 0, minimum: 0, maximum: 65535, description: 'WireGuard UDP port (0: a free one)' }),
+  }),
+} satisfies CommandSpec<any>
+
+/** A free UDP port: bound by the OS, then released for WireGuard (after STUN has used it). */
+async function freeUdpPort(): Promise<number> {
+  const s = await Bun.udpSocket({ hostname: '0.0.0.0', port: 0 })
+  const port = s.port
+  s.close()
+  return port
+}
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand(spec, { argv, env: process.env, settings: settingsReader() }, async (cfg, pos) => {
+    if (pos.length) throw new LanrageError('USAGE', `unexpected argument ${JSON.stringify(pos[0])}`)
+    if ((cfg.create === undefined) === (cfg.join === undefined)) throw new LanrageError('USAGE', 'give exactly one of --create NAME or --join PARTY_ID')
+    const running = readStatusFile()
+    if (running && alive(running.pid) && running.pid !== process.pid)
+      throw new LanrageError('ALREADY_RUNNING', `an agent is already running (pid ${running.pid}, ${statusPath()}); run lanrage down first`)
+
+    const log = createLogger('agent')
+    const privateKey = loadOrCreateKey()
+    const listenPort = cfg.listenPort || (await freeUdpPort())
+    const control = new RemoteControlPlane({ url: cfg.control, privateKey, log })
+    await control.register()
+    await control.connect()
+    control.startHeartbeats()
+
+    const agent = new Agent(
+      {
+        privateKey,
+        interfaceName: cfg.interface,
+        listenPort,
+        party: cfg.create !== undefined ? { create: cfg.create, maxPeers: cfg.maxPeers } : { join: cfg.join! },
+        password: cfg.password,
+      },
+      {
+        control,
+        listRelays: () => listRelays(cfg.control, control.token!),
+        detectNat: stunFromPort,
+        allocate,
+        createInterface: (name) => WireGuardInterface.create({ name, log }),
+        now: Date.now,
+        log,
+        say: (line) => console.log(line),
+        writeStatus: (s) => writeStatusFile({ ...s, control: cfg.control }),
+      },
+    )
+    let stopping: Promise<void> | null = null
+    const stop = () => (stopping ??= agent.stop().finally(removeStatusFile))
+    const { promise: signalled, resolve: onStopSignal } = Promise.withResolvers<string>()
+    const onSignal = (sig: string) => {
+      log.info('stopping', { signal: sig })
+      onStopSignal('')
+      void stop()
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    try {
+      await agent.start()
+    } catch (e) {
+      await stop()
+      throw e
+    }
+    const why = await Promise.race([agent.ended, signalled])
+    await stop()
+    if (why) console.log(`stopped: ${why}`)
+    return 0
+  })
+}

@@ -1,0 +1,234 @@
+// `lanrage up` end to end in the natlab: gamers behind real Linux NATs run the agent, the control server and
+// relay (`lanrage serve`) run on the "internet" at 203.0.113.10, and pings cross the WireGuard tunnel.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { COMMANDS } from '../../src/cli.ts'
+import { Natlab, natlabSkipReason, natWanIp, type NatKind, type NsProcess, PUB_IP } from './natlab.ts'
+
+const CLI = join(import.meta.dir, '..', '..', 'src', 'cli.ts')
+const CONTROL = `http://${PUB_IP}:8667`
+const RELAY_SECRET = 'natlab-agent-e2e-secret'
+
+const skip = natlabSkipReason() ?? (COMMANDS.serve ? null : '`lanrage serve` is not registered in src/cli.ts yet')
+if (skip) console.warn(`skipping lanrage up end-to-end tests: ${skip}`)
+
+interface AgentHandle {
+  n: number
+  proc: NsProcess
+  home: string
+  iface: string
+  ns: string
+  partyId: string
+  vip: string
+}
+
+/** One natlab + server per scenario; every process and namespace goes away in afterAll, pass or fail. */
+function scenario(kinds: NatKind[]) {
+  const ctx = { lab: null as Natlab | null, dir: '', agents: [] as AgentHandle[] }
+  beforeAll(async () => {
+    ctx.dir = mkdtempSync(join(tmpdir(), 'lra-e2e-'))
+    ctx.lab = Natlab.up(kinds)
+    const lab = ctx.lab
+    const serve = lab.spawn(
+      Natlab.ns('pub'),
+      [process.execPath, CLI, 'serve', '--host', '0.0.0.0', '--port', '8667', '--db', join(ctx.dir, 'control.db'), '--relay-secret', RELAY_SECRET],
+      { LANRAGE_HOME: join(ctx.dir, 'server') },
+      'serve',
+    )
+    let relays = 1
+    // A second relay gives the agents a second STUN target, so they can tell a symmetric NAT from a cone.
+    if (COMMANDS.relay) {
+      relays = 2
+      lab.spawn(
+        Natlab.ns('pub'),
+        [process.execPath, CLI, 'relay', '--port', '3479', '--ports', '53000-53099', '--public-ip', PUB_IP, '--control', 'http://127.0.0.1:8667', '--relay-secret', RELAY_SECRET],
+        { LANRAGE_HOME: join(ctx.dir, 'relay2') },
+        'relay2',
+      )
+    }
+    await waitForServer(lab, relays, serve)
+  }, 30_000)
+  afterAll(async () => {
+    await ctx.lab?.down()
+    rmSync(ctx.dir, { recursive: true, force: true })
+    expect(Bun.spawnSync(['ip', 'netns', 'list']).stdout.toString()).not.toContain(`lra-`)
+  }, 30_000)
+
+  /** Starts `lanrage up` for gamer n; resolves once it printed its party id and virtual IP. */
+  async function up(n: number, party: { create: string } | { join: string }): Promise<AgentHandle> {
+    const lab = ctx.lab!
+    const home = join(ctx.dir, `home${n}`)
+    const iface = `lra-wg${n}`
+    lab.trackInterface(iface)
+    const ns = Natlab.ns(`peer${n}`)
+    const args = 'create' in party ? ['--create', party.create] : ['--join', party.join]
+    const proc = lab.spawn(ns, [process.execPath, CLI, 'up', '--control', CONTROL, ...args, '--interface', iface], { LANRAGE_HOME: home }, `agent${n}`)
+    const partyId = (await proc.waitFor(/^party_id: ([0-9a-f]{12})$/m, 10_000))[1]!
+    const vip = (await proc.waitFor(/^virtual_ip: (\S+)$/m, 10_000))[1]!
+    const a = { n, proc, home, iface, ns, partyId, vip }
+    ctx.agents.push(a)
+    return a
+  }
+
+  /** WireGuard's endpoint for every peer of `a`, keyed by public key (`wg show NAME endpoints`). */
+  function endpoints(a: AgentHandle): Map<string, string> {
+    const r = ctx.lab!.exec(a.ns, ['wg', 'show', a.iface, 'endpoints'])
+    if (r.code !== 0) throw new Error(`wg show ${a.iface} failed: ${r.err}`)
+    return new Map(r.out.trim().split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]))
+  }
+
+  return { ctx, up, endpoints, logs: () => ctx.lab?.logs() ?? '' }
+}
+
+function lanrage(args: string[], home: string) {
+  const p = Bun.spawnSync([process.execPath, CLI, ...args], { env: { ...process.env, LANRAGE_HOME: home } })
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() }
+}
+
+interface StatusJson {
+  running: boolean
+  self: { peer_id: string; virtual_ip: string; nat_type: string; public_endpoint: string | null }
+  peers: { peer_id: string; virtual_ip: string; public_key: string; endpoint: string | null; path: string }[]
+}
+const status = (a: AgentHandle) => JSON.parse(lanrage(['status', '--json'], a.home).out) as StatusJson
+
+/** Polls `cond` every 100 ms until it holds (bounded); returns its last value. */
+async function until<T>(what: string, fn: () => T, cond: (v: T) => boolean, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs
+  let v = fn()
+  while (!cond(v)) {
+    if (Date.now() > end) throw new Error(`${what}: not reached within ${timeoutMs} ms; last: ${JSON.stringify(v)}`)
+    await Bun.sleep(100)
+    v = fn()
+  }
+  return v
+}
+
+/** Asks the control server's health route from inside lra-pub until it counts `relays` registered relays. */
+async function waitForServer(lab: Natlab, relays: number, serve: NsProcess) {
+  const probe = `const r = await fetch('http://127.0.0.1:8667/').then((r) => r.json()).catch(() => ({})); console.log(JSON.stringify(r))`
+  await until(
+    `lanrage serve with ${relays} relay(s)`,
+    () => {
+      const r = lab.exec(Natlab.ns('pub'), [process.execPath, '-e', probe])
+      try {
+        return JSON.parse(r.out) as { relays?: number }
+      } catch {
+        return {}
+      }
+    },
+    (h) => (h.relays ?? 0) >= relays || !serve.running,
+    15_000,
+  )
+  if (!serve.running) throw new Error(`lanrage serve exited\n${serve.tail()}`)
+}
+
+describe.skipIf(!!skip)('lanrage up: cone / cone / cone', () => {
+  const s = scenario(['cone', 'cone', 'cone'])
+  let a1: AgentHandle, a2: AgentHandle, a3: AgentHandle
+
+  test('two gamers ping each other within 10 s over a direct path', async () => {
+    try {
+      a1 = await s.up(1, { create: 'lan night' })
+      const started = Date.now()
+      a2 = await s.up(2, { join: a1.partyId })
+      expect(a2.partyId).toBe(a1.partyId)
+      expect(a2.vip).not.toBe(a1.vip)
+      await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 10_000 - (Date.now() - started))
+      await s.ctx.lab!.waitForPing(a2.ns, a1.vip, 2_000)
+      // Direct: each side's WireGuard endpoint is the other NAT's public address, not the relay.
+      const k2 = (await until('a2 in status', () => status(a1), (st) => st.peers.length === 1, 3000)).peers[0]!.public_key
+      expect(s.endpoints(a1).get(k2)).toStartWith(natWanIp(2) + ':')
+      expect([...s.endpoints(a2).values()][0]).toStartWith(natWanIp(1) + ':')
+      const st1 = await until('a1 sees a2 direct', () => status(a1), (st) => st.peers[0]?.path === 'direct', 3000)
+      expect(st1).toMatchObject({ running: true, self: { virtual_ip: a1.vip, nat_type: 'port_restricted_cone' } })
+      expect(st1.peers[0]).toMatchObject({ virtual_ip: a2.vip, path: 'direct' })
+      expect(st1.peers[0]!.endpoint).toStartWith(natWanIp(2) + ':')
+      expect(a1.proc.out).toMatch(new RegExp(`^peer [0-9a-f]{16} ${a2.vip.replace(/\./g, '\\.')} direct ${natWanIp(2)}:\\d+$`, 'm'))
+    } catch (e) {
+      console.error(s.logs())
+      throw e
+    }
+  }, 30_000)
+
+  test('a third member joining later reaches both, and both reach it', async () => {
+    try {
+      a3 = await s.up(3, { join: a1.partyId })
+      await s.ctx.lab!.waitForPing(a3.ns, a1.vip, 10_000)
+      await s.ctx.lab!.waitForPing(a3.ns, a2.vip, 5_000)
+      await s.ctx.lab!.waitForPing(a1.ns, a3.vip, 5_000)
+      await s.ctx.lab!.waitForPing(a2.ns, a3.vip, 5_000)
+      expect(new Set([a1.vip, a2.vip, a3.vip]).size).toBe(3)
+    } catch (e) {
+      console.error(s.logs())
+      throw e
+    }
+  }, 30_000)
+
+  test('a member leaving (lanrage down) disappears from the others; nothing of it is left behind', async () => {
+    const key2 = status(a2).self
+    const r = lanrage(['down'], a2.home)
+    expect(r).toMatchObject({ code: 0 })
+    expect(r.out).toContain('stopped agent')
+    expect(a2.proc.running).toBe(false)
+    expect(await a2.proc.exited).toBe(0)
+    // No interface, no process in its namespace, no status file.
+    expect(s.ctx.lab!.exec(a2.ns, ['ip', 'link', 'show', 'dev', a2.iface]).code).not.toBe(0)
+    expect(Bun.spawnSync(['ip', 'netns', 'pids', a2.ns]).stdout.toString().trim()).toBe('')
+    const st2 = lanrage(['status', '--json'], a2.home)
+    expect(st2.code).toBe(1)
+    expect(JSON.parse(st2.out)).toEqual({ running: false, message: 'no agent is running' })
+    // The others were told (peer_left) and removed it from their WireGuard configuration.
+    for (const a of [a1, a3]) {
+      await until(`${a.iface} drops a2`, () => status(a).peers.map((p) => p.peer_id), (ids) => !ids.includes(key2.peer_id), 5000)
+      expect(s.endpoints(a).size).toBe(1)
+    }
+    await s.ctx.lab!.waitForPing(a1.ns, a3.vip, 3000)
+  }, 30_000)
+
+  test('lanrage down of every member leaves no interface, process or membership', async () => {
+    for (const a of [a3, a1]) {
+      expect(lanrage(['down'], a.home).code).toBe(0)
+      expect(await a.proc.exited).toBe(0)
+      expect(s.ctx.lab!.exec(a.ns, ['ip', 'link', 'show', 'dev', a.iface]).code).not.toBe(0)
+      expect(Bun.spawnSync(['ip', 'netns', 'pids', a.ns]).stdout.toString().trim()).toBe('')
+    }
+    const probe = `console.log(JSON.stringify(await fetch('http://127.0.0.1:8667/').then((r) => r.json())))`
+    const health = JSON.parse(s.ctx.lab!.exec(Natlab.ns('pub'), [process.execPath, '-e', probe]).out)
+    expect(health).toMatchObject({ status: 'ok', parties: 0, peers: 0 })
+  }, 30_000)
+})
+
+for (const kinds of [
+  ['cone', 'symmetric'],
+  ['symmetric', 'symmetric'],
+] as NatKind[][]) {
+  describe.skipIf(!!skip)(`lanrage up: ${kinds.join(' / ')}`, () => {
+    const s = scenario(kinds)
+    test('ping within 15 s through the relay', async () => {
+      try {
+        const a1 = await s.up(1, { create: 'relayed' })
+        const started = Date.now()
+        const a2 = await s.up(2, { join: a1.partyId })
+        await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 15_000 - (Date.now() - started))
+        await s.ctx.lab!.waitForPing(a2.ns, a1.vip, 2_000)
+        // Relayed: both endpoints are session ports on the relay; neither side ever learns the other's address.
+        for (const a of [a1, a2]) {
+          const st = await until(`${a.iface} relayed`, () => status(a), (x) => x.peers[0]?.path === 'relay', 3000)
+          expect(st.peers[0]!.endpoint).toStartWith(PUB_IP + ':')
+          expect([...s.endpoints(a).values()][0]).toStartWith(PUB_IP + ':')
+        }
+        expect(s.endpoints(a1).values().next().value).not.toBe(s.endpoints(a2).values().next().value)
+        for (const a of [a2, a1]) {
+          expect(lanrage(['down'], a.home).code).toBe(0)
+          expect(s.ctx.lab!.exec(a.ns, ['ip', 'link', 'show', 'dev', a.iface]).code).not.toBe(0)
+        }
+      } catch (e) {
+        console.error(s.logs())
+        throw e
+      }
+    }, 40_000)
+  })
+}
