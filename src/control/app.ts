@@ -236,7 +236,8 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         message(ws, raw) {
           const entry = sockets.get(ws.id)
           if (!entry) return
-          const reply = (m: unknown) => ws.raw.send(JSON.stringify(m))
+          // Returns nothing on purpose: a value returned from an Elysia ws handler is sent as a message.
+          const reply = (m: unknown): void => void ws.raw.send(JSON.stringify(m))
           let msg: unknown = raw
           if (typeof raw === 'string') {
             try {

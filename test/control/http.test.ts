@@ -1,0 +1,106 @@
+// The service routes (/, /health, /metrics, /openapi) and every class of bad request, each with its status and
+// error code: malformed JSON, wrong types, missing fields, oversized bodies, unknown routes.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { call, registeredPeers, startServer, type TestPeer, type TestServer } from './helpers.ts'
+
+let s: TestServer
+let p: TestPeer
+beforeAll(async () => {
+  s = await startServer({ config: { maxBodyBytes: 4096 } })
+  ;[p] = (await registeredPeers(s.base, 1)) as [TestPeer]
+})
+afterAll(() => s.stop())
+
+describe('service routes', () => {
+  test('GET / reports service, version and counts', async () => {
+    await p.createParty()
+    const r = await call(s.base, 'GET', '/')
+    expect(r.status).toBe(200)
+    expect(r.body).toEqual({ service: 'lanrage-control', version: expect.stringMatching(/^\d+\.\d+\.\d+/), status: 'ok', parties: 1, peers: 1, relays: 0, ws_clients: 0 })
+  })
+
+  test('GET /health', async () => {
+    expect(await call(s.base, 'GET', '/health')).toMatchObject({ status: 200, body: { status: 'ok' } })
+  })
+
+  test('GET /metrics is Prometheus text with requests by route and status, latency and gauges', async () => {
+    await call(s.base, 'GET', '/parties/000000000000', { token: p.token })
+    const r = await fetch(s.base + '/metrics')
+    expect(r.status).toBe(200)
+    expect(r.headers.get('content-type')).toContain('text/plain')
+    const text = await r.text()
+    expect(text).toContain('# TYPE lanrage_http_requests_total counter')
+    expect(text).toMatch(/lanrage_http_requests_total\{method="GET",route="\/parties\/:party_id",status="404"\} 1/)
+    expect(text).toMatch(/lanrage_http_requests_total\{method="POST",route="\/auth\/register",status="200"\} \d+/)
+    expect(text).toContain('# TYPE lanrage_http_request_duration_seconds histogram')
+    expect(text).toMatch(/lanrage_http_request_duration_seconds_bucket\{le="\+Inf"\} \d+/)
+    expect(text).toMatch(/^lanrage_parties 1$/m)
+    expect(text).toMatch(/^lanrage_peers 1$/m)
+    expect(text).toMatch(/^lanrage_ws_clients 0$/m)
+  })
+
+  test('OpenAPI document lists the routes; the UI is served', async () => {
+    const doc = (await (await fetch(s.base + '/openapi/json')).json()) as { openapi: string; paths: Record<string, unknown> }
+    expect(doc.openapi).toMatch(/^3\./)
+    for (const path of ['/auth/challenge', '/parties', '/parties/{party_id}/join', '/relays', '/parties/{party_id}/relay']) expect(Object.keys(doc.paths)).toContain(path)
+    const ui = await fetch(s.base + '/openapi')
+    expect(ui.status).toBe(200)
+    expect(ui.headers.get('content-type')).toContain('text/html')
+  })
+})
+
+describe('bad requests', () => {
+  test('malformed JSON → 400 INVALID_JSON', async () => {
+    const r = await call(s.base, 'POST', '/parties', { token: p.token, raw: '{"name": ' })
+    expect(r.status).toBe(400)
+    expect(r.body).toEqual({ error: { code: 'INVALID_JSON', message: 'request body is not valid JSON' } })
+  })
+
+  test('wrong type → 422 VALIDATION naming the field and what was expected', async () => {
+    const r = await p.call('POST', '/parties', { name: 42 })
+    expect(r.status).toBe(422)
+    expect(r.body.error).toEqual({ code: 'VALIDATION', message: 'body.name: Expected string' })
+  })
+
+  test('missing field → 422 VALIDATION saying it is required', async () => {
+    const r = await p.call('POST', '/parties', {})
+    expect(r.status).toBe(422)
+    expect(r.body.error).toEqual({ code: 'VALIDATION', message: 'body.name is required' })
+  })
+
+  test('a JSON array or a string where an object belongs → 422', async () => {
+    const r = await call(s.base, 'POST', '/parties', { token: p.token, raw: '[1,2]' })
+    expect(r.status).toBe(422)
+    expect(r.body.error.code).toBe('VALIDATION')
+  })
+
+  test('oversized body → 413 PAYLOAD_TOO_LARGE', async () => {
+    const r = await p.call('POST', '/parties', { name: 'x'.repeat(5000) })
+    expect(r.status).toBe(413)
+    expect(r.body.error.code).toBe('PAYLOAD_TOO_LARGE')
+    expect(r.body.error.message).toContain('4096')
+  })
+
+  test('unknown route → 404 NOT_FOUND; wrong method → 404', async () => {
+    const r = await call(s.base, 'GET', '/nope')
+    expect(r.status).toBe(404)
+    expect(r.body).toEqual({ error: { code: 'NOT_FOUND', message: 'no such route' } })
+    const m = await call(s.base, 'PUT', '/parties')
+    expect(m.status).toBe(404)
+    expect(m.body.error.code).toBe('NOT_FOUND')
+  })
+
+  test('unknown ids → 404 with the kind of thing named', async () => {
+    const r = await p.call('POST', '/parties/abcdefabcdef/join', {})
+    expect(r.status).toBe(404)
+    expect(r.body.error).toEqual({ code: 'PARTY_NOT_FOUND', message: 'party abcdefabcdef does not exist' })
+  })
+
+  test('error bodies never carry a stack trace', async () => {
+    for (const r of [await call(s.base, 'POST', '/auth/register', { raw: '{' }), await p.call('POST', '/parties', { name: [] })]) {
+      expect(Object.keys(r.body)).toEqual(['error'])
+      expect(Object.keys(r.body.error).sort()).toEqual(['code', 'message'])
+      expect(JSON.stringify(r.body)).not.toContain('at ')
+    }
+  })
+})
