@@ -5,13 +5,14 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { COMMANDS } from '../../src/cli.ts'
-import { Natlab, natlabSkipReason, natWanIp, type NatKind, type NsProcess, PUB_IP } from './natlab.ts'
+import { Natlab, natlabSkipReason, natWanIp, type NatKind, NS_PREFIX, type NsProcess, PUB_IP } from './natlab.ts'
 
 const CLI = join(import.meta.dir, '..', '..', 'src', 'cli.ts')
 const CONTROL = `http://${PUB_IP}:8667`
 const RELAY_SECRET = 'natlab-agent-e2e-secret'
 
-const skip = natlabSkipReason() ?? (COMMANDS.serve ? null : '`lanrage serve` is not registered in src/cli.ts yet')
+// `lanrage serve` runs the relay in-process once the relay's command exists; before that there is nothing to relay.
+const skip = natlabSkipReason() ?? (COMMANDS.serve && COMMANDS.relay ? null : '`lanrage serve` / `lanrage relay` are not registered in src/cli.ts yet')
 if (skip) console.warn(`skipping lanrage up end-to-end tests: ${skip}`)
 
 interface AgentHandle {
@@ -27,40 +28,34 @@ interface AgentHandle {
 /** One natlab + server per scenario; every process and namespace goes away in afterAll, pass or fail. */
 function scenario(kinds: NatKind[]) {
   const ctx = { lab: null as Natlab | null, dir: '', agents: [] as AgentHandle[] }
+  const cleanup = async () => {
+    await ctx.lab?.down()
+    ctx.lab = null
+    if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true })
+  }
   beforeAll(async () => {
     ctx.dir = mkdtempSync(join(tmpdir(), 'lra-e2e-'))
     ctx.lab = Natlab.up(kinds)
-    const lab = ctx.lab
-    const serve = lab.spawn(
-      Natlab.ns('pub'),
-      [process.execPath, CLI, 'serve', '--host', '0.0.0.0', '--port', '8667', '--db', join(ctx.dir, 'control.db'), '--relay-secret', RELAY_SECRET],
-      { LANRAGE_HOME: join(ctx.dir, 'server') },
-      'serve',
-    )
-    let relays = 1
-    // A second relay gives the agents a second STUN target, so they can tell a symmetric NAT from a cone.
-    if (COMMANDS.relay) {
-      relays = 2
-      lab.spawn(
-        Natlab.ns('pub'),
-        [process.execPath, CLI, 'relay', '--port', '3479', '--ports', '53000-53099', '--public-ip', PUB_IP, '--control', 'http://127.0.0.1:8667', '--relay-secret', RELAY_SECRET],
-        { LANRAGE_HOME: join(ctx.dir, 'relay2') },
-        'relay2',
-      )
+    try {
+      await startServers(ctx.lab, ctx.dir)
+    } catch (e) {
+      // bun does not run afterAll when beforeAll throws: clean up here.
+      console.error(ctx.lab.logs())
+      await cleanup()
+      throw e
     }
-    await waitForServer(lab, relays, serve)
   }, 30_000)
   afterAll(async () => {
-    await ctx.lab?.down()
-    rmSync(ctx.dir, { recursive: true, force: true })
-    expect(Bun.spawnSync(['ip', 'netns', 'list']).stdout.toString()).not.toContain(`lra-`)
+    await cleanup()
+    expect(Bun.spawnSync(['ip', 'netns', 'list']).stdout.toString()).not.toContain(`${NS_PREFIX}-`)
   }, 30_000)
+
 
   /** Starts `lanrage up` for gamer n; resolves once it printed its party id and virtual IP. */
   async function up(n: number, party: { create: string } | { join: string }): Promise<AgentHandle> {
     const lab = ctx.lab!
     const home = join(ctx.dir, `home${n}`)
-    const iface = `lra-wg${n}`
+    const iface = `${NS_PREFIX}w${n}` // unique across concurrent runs: wireguard-go sockets are machine-wide
     lab.trackInterface(iface)
     const ns = Natlab.ns(`peer${n}`)
     const args = 'create' in party ? ['--create', party.create] : ['--join', party.join]
@@ -80,6 +75,28 @@ function scenario(kinds: NatKind[]) {
   }
 
   return { ctx, up, endpoints, logs: () => ctx.lab?.logs() ?? '' }
+}
+
+/** `lanrage serve` (control + relay) in the pub namespace, plus a second relay when there is a relay command. */
+async function startServers(lab: Natlab, dir: string) {
+  const serve = lab.spawn(
+    Natlab.ns('pub'),
+    [process.execPath, CLI, 'serve', '--host', '0.0.0.0', '--port', '8667', '--db', join(dir, 'control.db'), '--relay-secret', RELAY_SECRET],
+    { LANRAGE_HOME: join(dir, 'server') },
+    'serve',
+  )
+  let relays = 1
+  // A second relay gives the agents a second STUN target, so they can tell a symmetric NAT from a cone.
+  if (COMMANDS.relay) {
+    relays = 2
+    lab.spawn(
+      Natlab.ns('pub'),
+      [process.execPath, CLI, 'relay', '--port', '3479', '--ports', '53000-53099', '--public-ip', PUB_IP, '--control', 'http://127.0.0.1:8667', '--relay-secret', RELAY_SECRET],
+      { LANRAGE_HOME: join(dir, 'relay2') },
+      'relay2',
+    )
+  }
+  await waitForServer(lab, relays, serve)
 }
 
 function lanrage(args: string[], home: string) {

@@ -2,7 +2,7 @@
 // keeps one public port per socket for every destination, a symmetric NAT gives each destination its own.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { Natlab, natlabSkipReason, natWanIp, PUB_IP } from './natlab.ts'
+import { Natlab, natlabSkipReason, natWanIp, NS_PREFIX, PUB_IP } from './natlab.ts'
 
 const skip = natlabSkipReason()
 if (skip) console.warn(`skipping natlab harness tests: ${skip}`)
@@ -17,7 +17,7 @@ describe.skipIf(!!skip)('natlab harness', () => {
   })
   afterAll(async () => {
     await lab?.down()
-    expect(Bun.spawnSync(['ip', 'netns', 'list']).stdout.toString()).not.toContain('lra-')
+    expect(Bun.spawnSync(['ip', 'netns', 'list']).stdout.toString()).not.toContain(`${NS_PREFIX}-`)
   })
 
   test('gamers reach the internet through their routers', async () => {

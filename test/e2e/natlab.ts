@@ -1,16 +1,21 @@
 /**
  * The natlab harness for end-to-end tests: builds `../shared/natlab/topo.sh` with this suite's own namespace
- * prefix (LR_NS=lra, so the relay's and the client's suites can run at the same time), runs processes inside
+ * prefix (LR_NS=lra<pid>, so the relay's and the client's suites, and other runs of this one, can run at the same
+ * time), runs processes inside
  * its namespaces, and tears everything down (processes first, then the namespaces) even when a test failed.
  *
- *   lra-pub     203.0.113.10, the "internet": control server and relay
- *   lra-natN    home router N, WAN 203.0.113.(20+N)
- *   lra-peerN   gamer N at 192.168.N.2 behind natN
+ *   lra<pid>-pub     203.0.113.10, the "internet": control server and relay
+ *   lra<pid>-natN    home router N, WAN 203.0.113.(20+N)
+ *   lra<pid>-peerN   gamer N at 192.168.N.2 behind natN
  */
 import { existsSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 
-export const NS_PREFIX = 'lra'
+/**
+ * `lra` plus this process's pid: every helper runs the whole suite before merging, so two runs of these tests
+ * may overlap on one machine; each needs its own namespaces and WireGuard interface names.
+ */
+export const NS_PREFIX = `lra${process.pid % 100000}`
 export const TOPO = join(import.meta.dir, '..', '..', '..', 'shared', 'natlab', 'topo.sh')
 export const PUB_IP = '203.0.113.10'
 export const natWanIp = (n: number) => `203.0.113.${20 + n}`
