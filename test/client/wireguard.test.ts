@@ -111,8 +111,8 @@ describe('interface manager with a recording runner', () => {
   test('a failing command becomes WIREGUARD_FAILED with its stderr', async () => {
     const runner: Runner = async (argv) => (argv.includes('show') ? { code: 0, stdout: '', stderr: '' } : { code: 1, stdout: '', stderr: 'Unable to modify interface: Operation not permitted' })
     const w = await WireGuardInterface.create({ name: 'lrcrec1', runner })
-    expect(w.setMtu(1400)).rejects.toThrow(expect.objectContaining({ code: 'WIREGUARD_FAILED', message: expect.stringContaining('Operation not permitted') }))
-    expect(WireGuardInterface.create({ name: 'this-name-is-too-long' })).rejects.toThrow('must be 1-15')
+    await expect(w.setMtu(1400)).rejects.toThrow(expect.objectContaining({ code: 'WIREGUARD_FAILED', message: expect.stringContaining('Operation not permitted') }))
+    await expect(WireGuardInterface.create({ name: 'this-name-is-too-long' })).rejects.toThrow('must be 1-15')
   })
 })
 
