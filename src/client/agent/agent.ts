@@ -10,9 +10,9 @@
  * relay allocations) and ticks every machine. Slow network calls (relay tickets, ALLOCATE, signals) run in the
  * background and report back through the queue, so no two steps of a machine ever interleave.
  */
-import { networkInterfaces } from 'node:os'
 import type { Logger } from '../../shared/log.ts'
 import type { ControlPlane, NatType, PartyInfo, PeerInfo, RelayOffer } from '../control/types.ts'
+import { localEndpoints } from '../nat/detect.ts'
 import { type ConnAction, type ConnContext, type ConnEvent, type ConnState, DEFAULT_TIMING, type ConnTiming, pathOf, startConn, stepConn } from '../punch/conn.ts'
 import type { WgStatus, WgPeerConfig } from '../wireguard/config.ts'
 
@@ -30,7 +30,8 @@ export interface RelayEndpoint {
   host: string
   port: number
 }
-export interface NatReport {
+/** What STUN told us about our WireGuard port (src/client/nat/detect.ts NatReport has these and more). */
+export interface NatMapping {
   publicEndpoint: string | null
   natType: NatType
 }
@@ -52,7 +53,7 @@ export interface AgentDeps {
   /** The relays' main ports (STUN + ALLOCATE), from `GET /relays`. */
   listRelays(): Promise<RelayEndpoint[]>
   /** STUN from `localPort` (before WireGuard binds it) at up to two targets. */
-  detectNat(localPort: number, targets: RelayEndpoint[]): Promise<NatReport>
+  detectNat(localPort: number, targets: RelayEndpoint[]): Promise<NatMapping>
   /** Sends the ticket to the relay's main port; resolves with this side's session port. */
   allocate(relay: RelayEndpoint, ticket: string): Promise<number>
   createInterface(name: string): Promise<AgentInterface>
@@ -116,12 +117,6 @@ type Queued =
 /** Prefix length of "10.66.0.0/16" → "/16" for the interface address. */
 const prefixOf = (subnet: string) => subnet.split('/')[1] ?? '16'
 
-/** This machine's IPv4 addresses with the WireGuard port, for peers on the same LAN (PeerInfo.local_endpoints). */
-export function localEndpoints(port: number): string[] {
-  const out: string[] = []
-  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) out.push(`${a.address}:${port}`)
-  return out
-}
 
 export class Agent {
   private peers = new Map<string, Peer>()
@@ -131,7 +126,7 @@ export class Agent {
   private iface: AgentInterface | null = null
   private party: PartyInfo | null = null
   private selfId = ''
-  private nat: NatReport = { publicEndpoint: null, natType: 'unknown' }
+  private nat: NatMapping = { publicEndpoint: null, natType: 'unknown' }
   private relays: RelayEndpoint[] = []
   private timers: ReturnType<typeof setInterval>[] = []
   private polling = false

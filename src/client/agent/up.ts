@@ -5,11 +5,11 @@ import type { CommandSpec } from '../../shared/config.ts'
 import { LanrageError } from '../../shared/errors.ts'
 import { createLogger } from '../../shared/log.ts'
 import { RemoteControlPlane } from '../control/remote.ts'
+import { detectNatFromPort } from '../nat/detect.ts'
 import { IFNAME_RE, WireGuardInterface } from '../wireguard/iface.ts'
 import { Agent } from './agent.ts'
 import { allocate, listRelays } from './relay-client.ts'
 import { alive, loadOrCreateKey, readStatusFile, removeStatusFile, settingsReader, statusPath, writeStatusFile } from './state.ts'
-import { stunFromPort } from './stun-probe.ts'
 
 export const spec = {
   name: 'up',
@@ -31,6 +31,9 @@ export const spec = {
     listenPort: Type.Integer({ default: 0, minimum: 0, maximum: 65535, description: 'WireGuard UDP port (0: a free one)' }),
   }),
 } satisfies CommandSpec<any>
+
+/** STUN at our own relays: a short schedule (≈3.75 s worst case) so a dead relay does not hold up `up`. */
+const STUN_RETRANSMIT = { rtoMs: 250, rc: 4, rm: 8 }
 
 /** A free UDP port: bound by the OS, then released for WireGuard (after STUN has used it). */
 async function freeUdpPort(): Promise<number> {
@@ -67,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
       {
         control,
         listRelays: () => listRelays(cfg.control, control.token!),
-        detectNat: stunFromPort,
+        detectNat: (port, targets) => detectNatFromPort(port, targets, { retransmit: STUN_RETRANSMIT, log }),
         allocate,
         createInterface: (name) => WireGuardInterface.create({ name, log }),
         now: Date.now,
