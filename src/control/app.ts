@@ -72,6 +72,17 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         const len = Number(request.headers.get('content-length') ?? 0)
         if (len > config.maxBodyBytes) throw new ControlError('PAYLOAD_TOO_LARGE', `request body of ${len} bytes exceeds the limit of ${config.maxBodyBytes}`, 413)
       })
+      // Every body is JSON, whatever Content-Type says (curl -d sends a form type): a body that is not JSON is a
+      // clear 400 instead of being read as an empty form and passing validation by accident.
+      .onParse({ as: 'global' }, async ({ request }) => {
+        const text = await request.text()
+        if (text === '') return undefined
+        try {
+          return JSON.parse(text)
+        } catch {
+          throw new ControlError('INVALID_JSON', 'request body is not valid JSON', 400)
+        }
+      })
       .onAfterResponse(({ request, route, set }) => {
         const t0 = started.get(request)
         const status = typeof set.status === 'number' ? set.status : 200

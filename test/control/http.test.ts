@@ -104,3 +104,18 @@ describe('bad requests', () => {
     }
   })
 })
+
+describe('bodies are JSON whatever the content type says', () => {
+  test('a form-encoded or text body that is not JSON → 400 INVALID_JSON (curl -d without a content type)', async () => {
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+      const r = await call(s.base, 'POST', '/parties', { token: p.token, raw: 'name=x', headers: { 'content-type': type } })
+      expect(r.status).toBe(400)
+      expect(r.body.error.code).toBe('INVALID_JSON')
+    }
+  })
+  test('JSON sent with a form content type is accepted', async () => {
+    const r = await call(s.base, 'POST', '/parties', { token: p.token, raw: '{"name":"curl"}', headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+    expect(r.status).toBe(201)
+    expect(r.body.party.name).toBe('curl')
+  })
+})
