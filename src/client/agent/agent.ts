@@ -106,11 +106,15 @@ interface Peer {
   wg: { endpoint: string | null; latestHandshake: number | null; rx: number } | null
   relayBusy: boolean
   lastPath: string
+  /** Whether the peer is in WireGuard's configuration yet. */
+  inWg: boolean
 }
 
 type Queued =
   | { kind: 'peer'; peer: PeerInfo }
   | { kind: 'left'; peerId: string }
+  /** The full member list, after the live channel reconnected (events may have been missed meanwhile). */
+  | { kind: 'sync'; peers: Record<string, PeerInfo> }
   | { kind: 'conn'; peerId: string; ev: ConnEvent }
   | { kind: 'offer'; offer: RelayOffer; requester: string }
 
@@ -213,7 +217,14 @@ export class Agent {
           this.enqueue({ kind: 'offer', offer: data as unknown as RelayOffer, requester: s.from_peer_id })
         } else log.debug('ignoring signal', { type: s.type, from: s.from_peer_id })
       }),
-      control.on('connected', (e) => e.reconnect && log.info('control channel reconnected')),
+      control.on('connected', (e) => {
+        if (!e.reconnect || !this.party) return
+        log.info('control channel reconnected; resynchronising members')
+        control
+          .getPeers(this.party.party_id)
+          .then((peers) => this.queue.push({ kind: 'sync', peers }))
+          .catch((err) => log.warn('resynchronising members failed', { error: err }))
+      }),
       control.on('error', (e) => log.warn('control plane', { where: e.where, error: e.error })),
     )
   }
@@ -260,6 +271,11 @@ export class Agent {
   private async apply(q: Queued, now: number) {
     if (q.kind === 'peer') return this.upsertPeer(q.peer, now)
     if (q.kind === 'left') return this.removePeer(q.peerId, 'left')
+    if (q.kind === 'sync') {
+      for (const id of [...this.peers.keys()]) if (!q.peers[id]) await this.removePeer(id, 'left')
+      for (const p of Object.values(q.peers)) await this.upsertPeer(p, now)
+      return
+    }
     const peer = this.peers.get(q.kind === 'conn' ? q.peerId : q.requester)
     if (!peer) return
     if (q.kind === 'conn') {
@@ -280,7 +296,8 @@ export class Agent {
       if (changed) await this.step(known, { type: 'peer-updated' }, now)
       return
     }
-    await this.iface!.setPeer({ publicKey: info.public_key, allowedIps: [`${info.virtual_ip}/32`] })
+    // The peer enters WireGuard's configuration only with its first endpoint (perform, set-endpoint): a packet
+    // sent to a peer without an endpoint still counts as a handshake attempt and blocks the next one for 5 s.
     const ctx: ConnContext = {
       selfId: this.selfId,
       peerId: info.peer_id,
@@ -291,7 +308,7 @@ export class Agent {
       timing: this.opts.timing ?? DEFAULT_TIMING,
     }
     const [state, actions] = startConn(ctx, now)
-    const peer: Peer = { info, ctx, state, setEndpoint: null, lastRx: 0, wg: null, relayBusy: false, lastPath: '' }
+    const peer: Peer = { info, ctx, state, setEndpoint: null, lastRx: 0, wg: null, relayBusy: false, lastPath: '', inWg: false }
     this.peers.set(info.peer_id, peer)
     this.deps.log.info('peer added', { peer_id: info.peer_id, virtual_ip: info.virtual_ip, nat_type: info.nat_type, endpoint: info.public_endpoint })
     await this.perform(peer, actions)
@@ -303,7 +320,7 @@ export class Agent {
     const peer = this.peers.get(peerId)
     if (!peer) return
     this.peers.delete(peerId)
-    await this.iface!.removePeer(peer.info.public_key).catch((e) => this.deps.log.warn('removing WireGuard peer failed', { error: e }))
+    if (peer.inWg) await this.iface!.removePeer(peer.info.public_key).catch((e) => this.deps.log.warn('removing WireGuard peer failed', { error: e }))
     this.deps.say(`peer ${peerId} ${peer.info.virtual_ip} ${why}`)
   }
 
@@ -319,12 +336,18 @@ export class Agent {
     for (const a of actions) {
       if (a.type === 'set-endpoint') {
         const base = { publicKey: peer.info.public_key, allowedIps: [`${peer.info.virtual_ip}/32`] }
+        // WireGuard sends at most one handshake initiation per REKEY_TIMEOUT (5 s, whitepaper §6.1). A peer that
+        // never completed a handshake is re-created, so its first initiation to the new endpoint leaves now
+        // rather than up to 5 s later; a peer with a session keeps it and just moves (the other side roams, §6.5).
+        const fresh = !peer.wg?.latestHandshake
+        if (peer.inWg && fresh) await this.iface!.removePeer(peer.info.public_key)
         // Keepalive off → on makes WireGuard send at once (wg(8); wireguard-go uapi.go "pkaOn"), which starts the
         // handshake towards the new endpoint now instead of at the next retry.
         await this.iface!.setPeer({ ...base, endpoint: a.endpoint, persistentKeepalive: 0 })
         await this.iface!.setPeer({ ...base, persistentKeepalive: KEEPALIVE_S })
+        peer.inWg = true
         peer.setEndpoint = a.endpoint
-        peer.lastRx = peer.wg?.rx ?? peer.lastRx
+        peer.lastRx = fresh ? 0 : (peer.wg?.rx ?? peer.lastRx)
         log.info('endpoint set', { peer_id: peer.info.peer_id, endpoint: a.endpoint, state: peer.state.kind })
       } else if (a.type === 'send-punch') {
         control.sendSignal(partyId, peer.info.peer_id, 'punch', { at: a.at, endpoint: a.endpoint }).catch((e) => log.warn('punch signal failed', { peer_id: peer.info.peer_id, error: e }))

@@ -53,13 +53,22 @@ export function readStatusFile(env: Env = process.env): StatusFile | null {
 
 export const removeStatusFile = (env: Env = process.env) => rmSync(statusPath(env), { force: true })
 
-/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+/**
+ * Whether a process with this pid is running (signal 0 checks without sending anything). A zombie — exited, not
+ * yet reaped by its parent — counts as gone: it holds no interface and no membership any more.
+ */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) S ..."; comm may contain spaces or parentheses, so read after the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return true // no /proc (not Linux): trust the signal check
   }
 }
 
