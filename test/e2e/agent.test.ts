@@ -116,8 +116,9 @@ async function startServers(lab: Natlab, dir: string) {
   await waitForServer(lab, 2, server)
 }
 
-function lanrage(args: string[], home: string) {
-  const p = Bun.spawnSync([process.execPath, CLI, ...args], { env: { ...process.env, LANRAGE_HOME: home } })
+/** Runs a short `lanrage` command as the gamer would: on its machine (namespace), with its $LANRAGE_HOME. */
+function lanrage(args: string[], a: { home: string; ns: string }) {
+  const p = Bun.spawnSync(['ip', 'netns', 'exec', a.ns, process.execPath, CLI, ...args], { env: { ...process.env, LANRAGE_HOME: a.home }, timeout: 20_000 })
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() }
 }
 
@@ -126,7 +127,7 @@ interface StatusJson {
   self: { peer_id: string; virtual_ip: string; nat_type: string; public_endpoint: string | null }
   peers: { peer_id: string; virtual_ip: string; public_key: string; endpoint: string | null; path: string }[]
 }
-const status = (a: AgentHandle) => JSON.parse(lanrage(['status', '--json'], a.home).out) as StatusJson
+const status = (a: AgentHandle) => JSON.parse(lanrage(['status', '--json'], a).out) as StatusJson
 
 /** Polls `cond` every 100 ms until it holds (bounded); returns its last value. */
 async function until<T>(what: string, fn: () => T, cond: (v: T) => boolean, timeoutMs: number): Promise<T> {
@@ -203,14 +204,14 @@ describe.skipIf(!!skip)('lanrage up: cone / cone / cone', () => {
 
   test('a member leaving (lanrage down) disappears from the others; nothing of it is left behind', async () => {
     const key2 = status(a2).self
-    const r = lanrage(['down'], a2.home)
+    const r = lanrage(['down'], a2)
     expect(r).toMatchObject({ code: 0 })
     expect(r.out).toContain('stopped agent')
     expect(await a2.proc.exited).toBe(0)
     // No interface, no process in its namespace, no status file.
     expect(s.ctx.lab!.exec(a2.ns, ['ip', 'link', 'show', 'dev', a2.iface]).code).not.toBe(0)
     expect(Bun.spawnSync(['ip', 'netns', 'pids', a2.ns]).stdout.toString().trim()).toBe('')
-    const st2 = lanrage(['status', '--json'], a2.home)
+    const st2 = lanrage(['status', '--json'], a2)
     expect(st2.code).toBe(1)
     expect(JSON.parse(st2.out)).toEqual({ running: false, message: 'no agent is running' })
     // The others were told (peer_left) and removed it from their WireGuard configuration.
@@ -221,9 +222,22 @@ describe.skipIf(!!skip)('lanrage up: cone / cone / cone', () => {
     await s.ctx.lab!.waitForPing(a1.ns, a3.vip, 3000)
   }, 30_000)
 
-  test('lanrage down of every member leaves no interface, process or membership', async () => {
-    for (const a of [a3, a1]) {
-      expect(lanrage(['down'], a.home).code).toBe(0)
+  test('after an agent is killed (SIGKILL), lanrage down removes its interface and leaves the party for it', async () => {
+    a3.proc.proc.kill('SIGKILL')
+    await a3.proc.exited
+    expect(s.ctx.lab!.exec(a3.ns, ['ip', 'link', 'show', 'dev', a3.iface]).code).toBe(0) // left behind by the kill
+    const r = lanrage(['down'], a3)
+    expect(r.code).toBe(0)
+    expect(r.out).toContain(`removed interface ${a3.iface}`)
+    expect(r.out).toContain(`party ${a1.partyId}: left`)
+    expect(s.ctx.lab!.exec(a3.ns, ['ip', 'link', 'show', 'dev', a3.iface]).code).not.toBe(0)
+    await until('a1 drops a3', () => status(a1).peers.length, (n) => n === 0, 5000)
+    expect(s.endpoints(a1).size).toBe(0)
+  }, 30_000)
+
+  test('lanrage down of the last member leaves no interface, process or membership', async () => {
+    for (const a of [a1]) {
+      expect(lanrage(['down'], a).code).toBe(0)
       expect(await a.proc.exited).toBe(0)
       expect(s.ctx.lab!.exec(a.ns, ['ip', 'link', 'show', 'dev', a.iface]).code).not.toBe(0)
       expect(Bun.spawnSync(['ip', 'netns', 'pids', a.ns]).stdout.toString().trim()).toBe('')
@@ -255,7 +269,7 @@ for (const kinds of [
         }
         expect(s.endpoints(a1).values().next().value).not.toBe(s.endpoints(a2).values().next().value)
         for (const a of [a2, a1]) {
-          expect(lanrage(['down'], a.home).code).toBe(0)
+          expect(lanrage(['down'], a).code).toBe(0)
           expect(s.ctx.lab!.exec(a.ns, ['ip', 'link', 'show', 'dev', a.iface]).code).not.toBe(0)
         }
       } catch (e) {
