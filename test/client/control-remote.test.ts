@@ -147,13 +147,14 @@ describe('RemoteControlPlane against lanrage control', () => {
     const down = host.next('disconnected')
     await srv.stop()
     await down
+    const reconnected = host.next('connected', undefined, 15_000)
     // a request issued while the server is down succeeds once it is back (network errors are retried)
     const pending = guest.getParty(party.party_id)
     await Bun.sleep(150)
     srv = await startServer(db, port)
     expect((await pending).peers[host.peerId!]).toBeDefined()
 
-    const back = await host.next('connected', undefined, 10_000)
+    const back = await reconnected
     expect(back).toMatchObject({ peer_id: host.peerId, reconnect: true })
     expect(back.parties).toContain(party.party_id)
 
