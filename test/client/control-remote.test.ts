@@ -136,8 +136,10 @@ describe('RemoteControlPlane against lanrage control', () => {
     const port = await freeTcpPort()
     const db = join(dir, 'restart.db')
     let srv = await startServer(db, port)
-    const { c: host } = client(srv.url)
-    const { c: guest } = client(srv.url)
+    // enough retry budget (about 8 s) to cover a server process start on a loaded machine
+    const retry = { baseMs: 100, maxMs: 1000, attempts: 12 }
+    const { c: host } = client(srv.url, { retry })
+    const { c: guest } = client(srv.url, { retry })
     await host.connect()
     await guest.connect()
     const party = await host.createParty('restart')
