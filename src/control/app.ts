@@ -58,13 +58,17 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
   const started = new WeakMap<Request, number>()
   const sockets = new Map<string, { peerId: string; sock: LiveSocket }>()
   const auth = (request: Request) => svc.authenticate(request.headers.get('authorization'))
-  const clientIp = (server: { requestIP(r: Request): { address: string } | null } | null, request: Request) => server?.requestIP(request)?.address
+  // Behind a reverse proxy every request comes from the proxy: with trustProxy the first X-Forwarded-For hop counts.
+  const clientIp = (server: { requestIP(r: Request): { address: string } | null } | null, request: Request) =>
+    (config.trustProxy && request.headers.get('x-forwarded-for')?.split(',')[0]?.trim()) || server?.requestIP(request)?.address
 
   return (
     new Elysia({
       // Bun refuses bodies above this itself (chunked uploads); declared lengths are answered below with our 413.
       serve: { maxRequestBodySize: config.maxBodyBytes * 2 },
-      websocket: { idleTimeout: 120, maxPayloadLength: config.maxBodyBytes },
+      // A client that stops reading is disconnected once 1 MiB is queued for it (it reconnects and re-reads the
+      // party) instead of the server buffering events for it without bound.
+      websocket: { idleTimeout: 120, maxPayloadLength: config.maxBodyBytes, backpressureLimit: 1 << 20, closeOnBackpressureLimit: true },
     })
       .use(errorPlugin(logger))
       .onRequest(({ request }) => {

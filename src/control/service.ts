@@ -560,7 +560,9 @@ export class ControlService {
     if (body.peer_id === peerId) throw new ControlError('VALIDATION', 'body.peer_id: must be the other member, not yourself', 422)
     if (!this.members.get(partyId)?.has(body.peer_id)) throw notFound('PEER_NOT_FOUND', `peer ${body.peer_id} is not a member of party ${partyId}`)
     const now = this.clock.now()
-    const live = this.repo.relays().filter((r) => r.lastSeen >= now - this.config.relayTimeoutS * 1000 && r.load < r.capacity)
+    // A relay that missed three heartbeats is probably gone: offer it no new sessions (cleanup drops it later).
+    const freshMs = Math.min(this.config.relayTimeoutS, 3 * this.config.relayHeartbeatS) * 1000
+    const live = this.repo.relays().filter((r) => r.lastSeen >= now - freshMs && r.load < r.capacity)
     const score = (r: RelayRow) => (body.region && r.region === body.region ? 0 : 1) + r.load / Math.max(1, r.capacity)
     const relay = live.sort((a, b) => score(a) - score(b) || a.relayId.localeCompare(b.relayId))[0]
     if (!relay) throw new ControlError('NO_RELAY', 'no relay with spare capacity is registered', 503)

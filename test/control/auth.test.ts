@@ -182,4 +182,25 @@ describe('rate limit', () => {
       await t.stop()
     }
   })
+
+  test('behind a proxy (trustProxy) each X-Forwarded-For client has its own budget; otherwise the header is ignored', async () => {
+    const pk = b64(x25519.keygen().publicKey)
+    const ask = (base: string, xff: string) => call(base, 'POST', '/auth/challenge', { body: { public_key: pk }, headers: { 'x-forwarded-for': xff } })
+    const proxied = await startServer({ config: { registerRatePerMin: 1, trustProxy: true } })
+    const direct = await startServer({ config: { registerRatePerMin: 1 } })
+    try {
+      expect((await ask(proxied.base, '198.51.100.1')).status).toBe(200)
+      expect((await ask(proxied.base, '198.51.100.2, 10.0.0.1')).status).toBe(200)
+      const third = await ask(proxied.base, '198.51.100.1')
+      expect(third.status).toBe(429)
+      expect(third.body.error.message).toContain('198.51.100.1')
+      expect((await ask(direct.base, '198.51.100.1')).status).toBe(200)
+      const spoofed = await ask(direct.base, '198.51.100.2')
+      expect(spoofed.status).toBe(429)
+      expect(spoofed.body.error.message).toContain('127.0.0.1')
+    } finally {
+      await proxied.stop()
+      await direct.stop()
+    }
+  })
 })

@@ -194,3 +194,39 @@ describe('relay tickets', () => {
     }
   })
 })
+
+describe('relay choice', () => {
+  test('a relay that missed three heartbeats gets no new sessions', async () => {
+    const t = await startServer()
+    try {
+      const [p, q] = (await registeredPeers(t.base, 2)) as [TestPeer, TestPeer]
+      const pid = await p.createParty()
+      await q.join(pid)
+      await call(t.base, 'POST', '/relays', { body: relay({ relay_id: '00000000000000b1', load: 0 }), headers: { 'x-relay-secret': 'test-relay-secret' } })
+      t.clock.advance(90_000)
+      expect((await p.call('POST', `/parties/${pid}/relay`, { peer_id: q.peerId })).body.relay.relay_id).toBe('00000000000000b1')
+      t.clock.advance(1)
+      const r = await p.call('POST', `/parties/${pid}/relay`, { peer_id: q.peerId })
+      expect(r.status).toBe(503)
+      expect(r.body.error.code).toBe('NO_RELAY')
+    } finally {
+      await t.stop()
+    }
+  })
+
+  test('each ticket counts as load until the relay reports, so back-to-back sessions spread', async () => {
+    const t = await startServer()
+    try {
+      const [p, q] = (await registeredPeers(t.base, 2)) as [TestPeer, TestPeer]
+      const pid = await p.createParty()
+      await q.join(pid)
+      for (const id of ['00000000000000c1', '00000000000000c2'])
+        await call(t.base, 'POST', '/relays', { body: relay({ relay_id: id, load: 0, capacity: 10 }), headers: { 'x-relay-secret': 'test-relay-secret' } })
+      const picks: string[] = []
+      for (let i = 0; i < 4; i++) picks.push((await p.call('POST', `/parties/${pid}/relay`, { peer_id: q.peerId })).body.relay.relay_id)
+      expect(picks).toEqual(['00000000000000c1', '00000000000000c2', '00000000000000c1', '00000000000000c2'])
+    } finally {
+      await t.stop()
+    }
+  })
+})
