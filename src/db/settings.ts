@@ -5,7 +5,7 @@
 import { asc, eq } from 'drizzle-orm'
 import { LanrageError } from '../shared/errors.ts'
 import type { Db } from './client.ts'
-import { SETTING_TYPES, settings, type SettingType } from './schema/settings.ts'
+import { favoriteServers, gameProfiles, serverConfigs, SETTING_TYPES, settings, type SettingType } from './schema/settings.ts'
 
 export type SettingValue = string | number | boolean | null | SettingJson
 export type SettingJson = { [k: string]: unknown } | unknown[]
@@ -133,5 +133,142 @@ export class SettingsStore {
   list(prefix?: string): SettingRow[] {
     const rows = this.db.select().from(settings).orderBy(asc(settings.key)).all()
     return rows.filter((r) => !prefix || r.key.startsWith(prefix)).map((r) => ({ key: r.key, type: r.type, updatedAt: r.updatedAt, value: decodeValue(r.value, r.type) }))
+  }
+}
+
+// ---- server_configs, favorite_servers, game_profiles ----------------------------------------------------------
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$/
+const SERVER_MODES = ['control', 'relay', 'serve'] as const
+export type ServerMode = (typeof SERVER_MODES)[number]
+
+function checkName(name: string, what: string): string {
+  if (typeof name !== 'string' || !NAME_RE.test(name)) throw new SettingsError('INVALID_NAME', `${what} name ${JSON.stringify(name)} must be 1-64 letters, digits, space, _ . - (starting with a letter or digit)`)
+  return name
+}
+function checkObject(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SettingsError('INVALID_SETTING', `${what} must be a JSON object, not ${Array.isArray(v) ? 'an array' : JSON.stringify(v)}`)
+  return v as Record<string, unknown>
+}
+const isUnique = (e: unknown) => /UNIQUE constraint failed/.test(String((e as Error)?.message)) || (e as { code?: string })?.code === 'SQLITE_CONSTRAINT_UNIQUE'
+
+export interface ServerConfig {
+  id: number
+  name: string
+  mode: ServerMode
+  enabled: boolean
+  config: Record<string, unknown>
+  createdAt: number
+  updatedAt: number
+}
+
+/** Named control/relay/serve configurations a user keeps (`server_configs`). */
+export class ServerConfigStore {
+  constructor(private readonly db: Db) {}
+
+  list(mode?: ServerMode): ServerConfig[] {
+    const rows = this.db.select().from(serverConfigs).orderBy(asc(serverConfigs.name)).all()
+    return rows.filter((r) => !mode || r.mode === mode)
+  }
+
+  get(name: string): ServerConfig | undefined {
+    return this.db.select().from(serverConfigs).where(eq(serverConfigs.name, name)).get()
+  }
+
+  /** Creates or replaces the configuration called `name` (its id and createdAt survive a replace). */
+  save(input: { name: string; mode: ServerMode; config: Record<string, unknown>; enabled?: boolean }, now = Date.now()): ServerConfig {
+    checkName(input.name, 'server config')
+    if (!SERVER_MODES.includes(input.mode)) throw new SettingsError('INVALID_SETTING', `server config mode ${JSON.stringify(input.mode)} must be one of ${SERVER_MODES.join(', ')}`)
+    const config = checkObject(input.config, `server config ${input.name}`)
+    const enabled = input.enabled ?? true
+    return this.db
+      .insert(serverConfigs)
+      .values({ name: input.name, mode: input.mode, config, enabled, createdAt: now, updatedAt: now })
+      .onConflictDoUpdate({ target: serverConfigs.name, set: { mode: input.mode, config, enabled, updatedAt: now } })
+      .returning()
+      .get()
+  }
+
+  setEnabled(name: string, enabled: boolean, now = Date.now()): ServerConfig {
+    const row = this.db.update(serverConfigs).set({ enabled, updatedAt: now }).where(eq(serverConfigs.name, name)).returning().get()
+    if (!row) throw new SettingsError('NOT_FOUND', `no server config named ${JSON.stringify(name)}`, 404)
+    return row
+  }
+
+  delete(name: string): boolean {
+    return this.db.delete(serverConfigs).where(eq(serverConfigs.name, name)).returning({ id: serverConfigs.id }).all().length > 0
+  }
+}
+
+export interface FavoriteServer {
+  id: number
+  name: string
+  address: string
+  game: string | null
+  addedAt: number
+}
+
+/** Game servers reachable over the virtual network that a user marked (`favorite_servers`, unique by address). */
+export class FavoriteServerStore {
+  constructor(private readonly db: Db) {}
+
+  list(game?: string): FavoriteServer[] {
+    const rows = this.db.select().from(favoriteServers).orderBy(asc(favoriteServers.name), asc(favoriteServers.address)).all()
+    return rows.filter((r) => game === undefined || r.game === game)
+  }
+
+  add(input: { name: string; address: string; game?: string | null }, now = Date.now()): FavoriteServer {
+    checkName(input.name, 'favorite server')
+    const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:.]+\]):(\d{1,5})$/.exec(input.address ?? '')
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new SettingsError('INVALID_SETTING', `favorite server address ${JSON.stringify(input.address)} must be host:port (port 1-65535)`)
+    try {
+      return this.db.insert(favoriteServers).values({ name: input.name, address: input.address, game: input.game ?? null, addedAt: now }).returning().get()
+    } catch (e) {
+      if (isUnique(e)) throw new SettingsError('ALREADY_EXISTS', `${input.address} is already a favorite`, 409)
+      throw e
+    }
+  }
+
+  remove(address: string): boolean {
+    return this.db.delete(favoriteServers).where(eq(favoriteServers.address, address)).returning({ id: favoriteServers.id }).all().length > 0
+  }
+}
+
+export interface GameProfile {
+  id: number
+  name: string
+  game: string
+  profile: Record<string, unknown>
+  createdAt: number
+  updatedAt: number
+}
+
+/** Per-game tuning as a JSON object (`game_profiles`), e.g. { keepalive: 25, mtu: 1380, ports: [27015] }. */
+export class GameProfileStore {
+  constructor(private readonly db: Db) {}
+
+  list(game?: string): GameProfile[] {
+    const rows = this.db.select().from(gameProfiles).orderBy(asc(gameProfiles.name)).all()
+    return rows.filter((r) => game === undefined || r.game === game)
+  }
+
+  get(name: string): GameProfile | undefined {
+    return this.db.select().from(gameProfiles).where(eq(gameProfiles.name, name)).get()
+  }
+
+  save(input: { name: string; game: string; profile: Record<string, unknown> }, now = Date.now()): GameProfile {
+    checkName(input.name, 'game profile')
+    if (typeof input.game !== 'string' || !input.game.trim() || input.game.length > 64) throw new SettingsError('INVALID_SETTING', `game profile ${input.name}: game must be 1-64 characters`)
+    const profile = checkObject(input.profile, `game profile ${input.name}`)
+    return this.db
+      .insert(gameProfiles)
+      .values({ name: input.name, game: input.game, profile, createdAt: now, updatedAt: now })
+      .onConflictDoUpdate({ target: gameProfiles.name, set: { game: input.game, profile, updatedAt: now } })
+      .returning()
+      .get()
+  }
+
+  delete(name: string): boolean {
+    return this.db.delete(gameProfiles).where(eq(gameProfiles.name, name)).returning({ id: gameProfiles.id }).all().length > 0
   }
 }
