@@ -9,46 +9,16 @@ import { ControlPlaneError } from '../../src/client/control/errors.ts'
 import { peerIdOf, RemoteControlPlane } from '../../src/client/control/remote.ts'
 import type { ControlEventName, ControlEvents } from '../../src/client/control/types.ts'
 import { encodeKey, generateKeyPair } from '../../src/client/wireguard/keys.ts'
-import { BIN, waitFor } from './helpers.ts'
+import { freeTcpPort, startControlProcess, waitFor } from './helpers.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'lrc-remote-'))
 const clients: RemoteControlPlane[] = []
-const servers = new Set<ReturnType<typeof Bun.spawn>>()
 afterEach(async () => {
   for (const c of clients.splice(0)) await c.close()
 })
 afterAll(async () => {
-  for (const s of servers) s.kill('SIGKILL')
   rmSync(dir, { recursive: true, force: true })
 })
-
-async function freeTcpPort(): Promise<number> {
-  const s = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
-  const p = s.port
-  s.stop(true)
-  return p
-}
-
-/** `lanrage control` as a real process; resolves once it answers GET /. */
-async function startServer(db: string, port: number) {
-  const proc = Bun.spawn([BIN, 'control', '--db', db, '--host', '127.0.0.1', '--port', String(port), '--register-rate-per-min', '1000'], {
-    stdout: 'ignore',
-    stderr: 'ignore',
-    env: { ...process.env, LANRAGE_LOG_LEVEL: 'warn' },
-  })
-  servers.add(proc)
-  const url = `http://127.0.0.1:${port}`
-  await waitFor('the control server to answer', async () => (await fetch(url + '/').catch(() => undefined))?.ok, 15_000, 50)
-  return {
-    url,
-    proc,
-    async stop() {
-      proc.kill('SIGTERM')
-      await proc.exited
-      servers.delete(proc)
-    },
-  }
-}
 
 function client(url: string, extra: Partial<ConstructorParameters<typeof RemoteControlPlane>[0]> = {}) {
   const keys = generateKeyPair()
@@ -67,7 +37,7 @@ function record(c: RemoteControlPlane) {
 
 describe('RemoteControlPlane against lanrage control', () => {
   test('the whole party lifecycle, with live events', async () => {
-    const srv = await startServer(join(dir, 'lifecycle.db'), await freeTcpPort())
+    const srv = await startControlProcess(join(dir, 'lifecycle.db'), await freeTcpPort())
     const { c: host, keys: hk } = client(srv.url)
     const { c: guest } = client(srv.url)
     const { c: third } = client(srv.url)
@@ -135,7 +105,7 @@ describe('RemoteControlPlane against lanrage control', () => {
   test('a server restart in the middle: requests retry through it and the live channel comes back', async () => {
     const port = await freeTcpPort()
     const db = join(dir, 'restart.db')
-    let srv = await startServer(db, port)
+    let srv = await startControlProcess(db, port)
     // enough retry budget (about 8 s) to cover a server process start on a loaded machine
     const retry = { baseMs: 100, maxMs: 1000, attempts: 12 }
     const { c: host } = client(srv.url, { retry })
@@ -153,7 +123,7 @@ describe('RemoteControlPlane against lanrage control', () => {
     // a request issued while the server is down succeeds once it is back (network errors are retried)
     const pending = guest.getParty(party.party_id)
     await Bun.sleep(150)
-    srv = await startServer(db, port)
+    srv = await startControlProcess(db, port)
     expect((await pending).peers[host.peerId!]).toBeDefined()
 
     const back = await reconnected
@@ -170,7 +140,7 @@ describe('RemoteControlPlane against lanrage control', () => {
   }, 40_000)
 
   test('a revoked token: the next request registers again and succeeds; a dead server is CONTROL_UNREACHABLE', async () => {
-    const srv = await startServer(join(dir, 'revoke.db'), await freeTcpPort())
+    const srv = await startControlProcess(join(dir, 'revoke.db'), await freeTcpPort())
     const { c: host } = client(srv.url)
     const party = await host.createParty('revoke')
     const oldToken = host.token!
@@ -200,7 +170,7 @@ describe('RemoteControlPlane against lanrage control', () => {
   }, 30_000)
 
   test('heartbeat loop keeps the peer alive and reports a party that vanished', async () => {
-    const srv = await startServer(join(dir, 'hb.db'), await freeTcpPort())
+    const srv = await startControlProcess(join(dir, 'hb.db'), await freeTcpPort())
     const { c: host } = client(srv.url, { heartbeatIntervalMs: 50 })
     const { c: guest } = client(srv.url, { heartbeatIntervalMs: 50 })
     const party = await host.createParty('hb')

@@ -50,3 +50,37 @@ export function startTurnserver(ip: string, port: number, netns?: string) {
   ]
   return Bun.spawn(netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv, { stdout: 'ignore', stderr: 'ignore' })
 }
+
+export async function freeTcpPort(): Promise<number> {
+  const s = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  const p = s.port
+  s.stop(true)
+  return p
+}
+
+const controlProcs = new Set<ReturnType<typeof Bun.spawn>>()
+// Never leave a control server behind, even when a test fails before stopping it.
+process.once('exit', () => {
+  for (const p of controlProcs) p.kill('SIGKILL')
+})
+
+/** `lanrage control` as a real process on 127.0.0.1:port with its own database; resolves once it answers GET /. */
+export async function startControlProcess(db: string, port: number) {
+  const proc = Bun.spawn([BIN, 'control', '--db', db, '--host', '127.0.0.1', '--port', String(port), '--register-rate-per-min', '1000'], {
+    stdout: 'ignore',
+    stderr: 'ignore',
+    env: { ...process.env, LANRAGE_LOG_LEVEL: 'warn' },
+  })
+  controlProcs.add(proc)
+  const url = `http://127.0.0.1:${port}`
+  await waitFor('the control server to answer', async () => (await fetch(url + '/').catch(() => undefined))?.ok, 15_000, 50)
+  return {
+    url,
+    proc,
+    async stop() {
+      proc.kill('SIGTERM')
+      await proc.exited
+      controlProcs.delete(proc)
+    },
+  }
+}

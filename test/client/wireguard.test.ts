@@ -3,6 +3,8 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import { parseDump, renderSetconf, renderWgQuick, type WgInterfaceConfig } from '../../src/client/wireguard/config.ts'
 import { spawnRunner, WireGuardInterface, type Runner } from '../../src/client/wireguard/iface.ts'
+import { wireguardConfigForParty } from '../../src/client/wireguard/party.ts'
+import type { PartyInfo, PeerInfo } from '../../src/client/control/types.ts'
 import { encodeKey, generateKeyPair } from '../../src/client/wireguard/keys.ts'
 import { isRoot, waitFor } from './helpers.ts'
 
@@ -87,6 +89,35 @@ describe('config rendering (pure)', () => {
     })
     expect(parseDump('')).toBeUndefined()
     expect(parseDump('unable to access interface: No such device\n')).toBeUndefined()
+  })
+})
+
+describe('wireguardConfigForParty (pure)', () => {
+  const peer = (id: string, pub: string, ip: string, extra: Partial<PeerInfo> = {}): PeerInfo => ({
+    peer_id: id, public_key: pub, virtual_ip: ip, public_endpoint: null, local_endpoints: [], nat_type: 'unknown', last_seen: '', joined_at: '', ...extra,
+  })
+  const c = keys()
+  const party: PartyInfo = {
+    party_id: 'abcdefabcdef', name: 'p', host_id: 'a', created_at: '', subnet: '10.66.0.0/16', max_peers: 8,
+    peers: {
+      a: peer('a', a.pub, '10.66.0.1'),
+      c: peer('c', c.pub, '10.66.0.10', { local_endpoints: ['192.168.1.9:51820'] }),
+      b: peer('b', b.pub, '10.66.0.2', { public_endpoint: '203.0.113.5:4000', local_endpoints: ['192.168.1.8:51820'] }),
+    },
+  }
+  test('our address in the subnet; one /32 peer per other member, public endpoint first, else local', () => {
+    expect(wireguardConfigForParty(party, { peerId: 'a', privateKey: a.priv, listenPort: 51820 })).toEqual({
+      privateKey: a.priv, listenPort: 51820, address: ['10.66.0.1/16'], mtu: 1380,
+      peers: [
+        { publicKey: b.pub, allowedIps: ['10.66.0.2/32'], endpoint: '203.0.113.5:4000', persistentKeepalive: 25 },
+        { publicKey: c.pub, allowedIps: ['10.66.0.10/32'], endpoint: '192.168.1.9:51820', persistentKeepalive: 25 },
+      ],
+    })
+  })
+  test('not a member: INVALID_WIREGUARD_CONFIG', () => {
+    expect(() => wireguardConfigForParty(party, { peerId: 'zz', privateKey: a.priv })).toThrow(
+      expect.objectContaining({ code: 'INVALID_WIREGUARD_CONFIG', message: 'peer zz is not a member of party abcdefabcdef' }),
+    )
   })
 })
 
