@@ -37,6 +37,21 @@ const PartyParams = t.Object({ party_id: PartyId })
 const PeerParams = t.Object({ party_id: PartyId, peer_id: PeerId })
 const SignalType = t.String({ minLength: 1, maxLength: 32, pattern: '^[a-z0-9_.-]+$' })
 
+/** Reads a request body as text, refusing it (413) as soon as it exceeds `limit` bytes (chunked uploads too). */
+async function readBody(request: Request, limit: number): Promise<string> {
+  if (!request.body) return ''
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of request.body) {
+    size += chunk.byteLength
+    if (size > limit) throw new ControlError('PAYLOAD_TOO_LARGE', `request body exceeds the limit of ${limit} bytes`, 413)
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+const doc = (tag: string, summary: string, bearer = false) => ({ tags: [tag], summary, ...(bearer ? { security: [{ bearer: [] }] } : {}) })
+
 export interface Control {
   app: ReturnType<typeof buildApp>
   service: ControlService
@@ -64,8 +79,9 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
 
   return (
     new Elysia({
-      // Bun refuses bodies above this itself (chunked uploads); declared lengths are answered below with our 413.
-      serve: { maxRequestBodySize: config.maxBodyBytes * 2 },
+      // Bun refuses bodies far above the limit itself; declared lengths (onRequest) and chunked bodies (readBody)
+      // over maxBodyBytes get our 413 with the error shape.
+      serve: { maxRequestBodySize: Math.max(1 << 20, config.maxBodyBytes * 16) },
       // A client that stops reading is disconnected once 1 MiB is queued for it (it reconnects and re-reads the
       // party) instead of the server buffering events for it without bound.
       websocket: { idleTimeout: 120, maxPayloadLength: config.maxBodyBytes, backpressureLimit: 1 << 20, closeOnBackpressureLimit: true },
@@ -79,7 +95,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
       // Every body is JSON, whatever Content-Type says (curl -d sends a form type): a body that is not JSON is a
       // clear 400 instead of being read as an empty form and passing validation by accident.
       .onParse({ as: 'global' }, async ({ request }) => {
-        const text = await request.text()
+        const text = await readBody(request, config.maxBodyBytes)
         if (text === '') return undefined
         try {
           return JSON.parse(text)
@@ -92,24 +108,40 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         const status = typeof set.status === 'number' ? set.status : 200
         metrics.observe(request.method, route || 'unmatched', status, t0 === undefined ? 0 : (performance.now() - t0) / 1000)
       })
-      .use(openapi({ path: '/openapi', documentation: { info: { title: 'LANrage control server', version: pkg.version } } }))
+      .use(
+        openapi({
+          path: '/openapi',
+          documentation: {
+            info: { title: 'LANrage control server', version: pkg.version, description: 'Errors: {"error": {"code", "message"}} with a 4xx status.' },
+            components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+          },
+        }),
+      )
 
       // ---- service
-      .get('/', () => ({ service: 'lanrage-control', version: pkg.version, status: 'ok', ...svc.stats() }), { detail: { summary: 'health with counts' } })
-      .get('/health', () => {
-        svc.repo.countRelays() // touches the database: a broken file answers 500, not "ok"
-        return { status: 'ok' }
-      })
-      .get('/metrics', ({ set }) => {
-        const s = svc.stats()
-        set.headers['content-type'] = 'text/plain; version=0.0.4; charset=utf-8'
-        return metrics.render({
-          lanrage_parties: { help: 'Parties with at least one member.', value: s.parties },
-          lanrage_peers: { help: 'Distinct peers that are members of a party.', value: s.peers },
-          lanrage_relays: { help: 'Registered relays.', value: s.relays },
-          lanrage_ws_clients: { help: 'Open WebSocket connections.', value: s.ws_clients },
-        })
-      })
+      .get('/', () => ({ service: 'lanrage-control', version: pkg.version, status: 'ok', ...svc.stats() }), { detail: doc('service', 'Service status with counts') })
+      .get(
+        '/health',
+        () => {
+          svc.repo.countRelays() // touches the database: a broken file answers 500, not "ok"
+          return { status: 'ok' }
+        },
+        { detail: doc('service', 'Liveness (touches the database)') },
+      )
+      .get(
+        '/metrics',
+        ({ set }) => {
+          const s = svc.stats()
+          set.headers['content-type'] = 'text/plain; version=0.0.4; charset=utf-8'
+          return metrics.render({
+            lanrage_parties: { help: 'Parties with at least one member.', value: s.parties },
+            lanrage_peers: { help: 'Distinct peers that are members of a party.', value: s.peers },
+            lanrage_relays: { help: 'Registered relays.', value: s.relays },
+            lanrage_ws_clients: { help: 'Open WebSocket connections.', value: s.ws_clients },
+          })
+        },
+        { detail: doc('service', 'Prometheus metrics') },
+      )
 
       // ---- auth
       .post(
@@ -118,7 +150,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
           svc.checkRate(clientIp(server, request))
           return svc.challenge(body.public_key)
         },
-        { body: t.Object({ public_key: Key }), detail: { summary: 'ask for a registration challenge' } },
+        { body: t.Object({ public_key: Key }), detail: doc('auth', 'Ask for a registration challenge') },
       )
       .post(
         '/auth/register',
@@ -128,11 +160,11 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         },
         {
           body: t.Object({ public_key: Key, challenge: t.String({ maxLength: 64 }), proof: t.String({ maxLength: 64 }) }),
-          detail: { summary: 'prove the private key, get a bearer token' },
+          detail: doc('auth', 'Prove the private key (HMAC over the challenge), get a bearer token'),
         },
       )
-      .post('/auth/refresh', ({ request }) => svc.refresh(request.headers.get('authorization')))
-      .post('/auth/revoke', ({ request }) => svc.revoke(request.headers.get('authorization')))
+      .post('/auth/refresh', ({ request }) => svc.refresh(request.headers.get('authorization')), { detail: doc('auth', 'New token; the presented one is revoked', true) })
+      .post('/auth/revoke', ({ request }) => svc.revoke(request.headers.get('authorization')), { detail: doc('auth', 'Revoke the presented token', true) })
 
       // ---- parties
       .post(
@@ -150,24 +182,40 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
             max_peers: t.Optional(t.Integer({ minimum: 2 })),
             host_peer_info: t.Optional(PeerInfoInput),
           }),
+          detail: doc('parties', 'Create a party; the caller is its host at .0.1', true),
         },
       )
       .post('/parties/:party_id/join', ({ body, params, request }) => svc.joinParty(auth(request), params.party_id, body ?? {}), {
         params: PartyParams,
         body: t.Optional(t.Object({ password: t.Optional(t.String({ maxLength: 128 })), peer_info: t.Optional(PeerInfoInput) })),
+        detail: doc('parties', 'Join (or rejoin, keeping the address)', true),
       })
-      .get('/parties/:party_id', ({ params, request }) => svc.getParty(auth(request), params.party_id), { params: PartyParams })
-      .get('/parties/:party_id/peers', ({ params, request }) => svc.getPeers(auth(request), params.party_id), { params: PartyParams })
-      .get('/parties/:party_id/peers/:peer_id', ({ params, request }) => svc.getPeer(auth(request), params.party_id, params.peer_id), { params: PeerParams })
+      .get('/parties/:party_id', ({ params, request }) => svc.getParty(auth(request), params.party_id), {
+        params: PartyParams,
+        detail: doc('parties', 'A party with its members (members only)', true),
+      })
+      .get('/parties/:party_id/peers', ({ params, request }) => svc.getPeers(auth(request), params.party_id), {
+        params: PartyParams,
+        detail: doc('parties', 'The members (members only)', true),
+      })
+      .get('/parties/:party_id/peers/:peer_id', ({ params, request }) => svc.getPeer(auth(request), params.party_id, params.peer_id), {
+        params: PeerParams,
+        detail: doc('parties', 'One member (members only)', true),
+      })
       .post('/parties/:party_id/peers/:peer_id/heartbeat', ({ params, body, request }) => svc.heartbeat(auth(request), params.party_id, params.peer_id, body ?? undefined), {
         params: PeerParams,
         body: t.Optional(t.Object({ public_endpoint: t.Optional(Endpoint), nat_type: t.Optional(NatType) })),
+        detail: doc('parties', 'Keep one’s own membership alive', true),
       })
       .patch('/parties/:party_id/peers/:peer_id', ({ params, body, request }) => svc.updatePeer(auth(request), params.party_id, params.peer_id, body), {
         params: PeerParams,
         body: PeerInfoInput,
+        detail: doc('parties', 'Update one’s own endpoints and NAT type', true),
       })
-      .delete('/parties/:party_id/peers/:peer_id', ({ params, request }) => svc.leave(auth(request), params.party_id, params.peer_id), { params: PeerParams })
+      .delete('/parties/:party_id/peers/:peer_id', ({ params, request }) => svc.leave(auth(request), params.party_id, params.peer_id), {
+        params: PeerParams,
+        detail: doc('parties', 'Leave, or (host) remove a member', true),
+      })
 
       // ---- signals
       .post(
@@ -177,15 +225,26 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
           set.status = 201
           return out
         },
-        { params: PartyParams, body: t.Object({ to_peer_id: PeerId, type: SignalType, data: t.Optional(t.Unknown()) }) },
+        {
+          params: PartyParams,
+          body: t.Object({ to_peer_id: PeerId, type: SignalType, data: t.Optional(t.Unknown()) }),
+          detail: doc('signals', 'Send a signal to another member', true),
+        },
       )
-      .get('/parties/:party_id/signals', ({ params, request }) => svc.drainSignals(auth(request), params.party_id), { params: PartyParams })
+      .get('/parties/:party_id/signals', ({ params, request }) => svc.drainSignals(auth(request), params.party_id), {
+        params: PartyParams,
+        detail: doc('signals', 'Drain one’s queued signals', true),
+      })
 
       // ---- relay tickets
       .post(
         '/parties/:party_id/relay',
         ({ params, body, request }) => svc.relayTickets(auth(request), params.party_id, body, hostOf(request.headers.get('host'))),
-        { params: PartyParams, body: t.Object({ peer_id: PeerId, region: t.Optional(t.String({ maxLength: 32 })) }) },
+        {
+          params: PartyParams,
+          body: t.Object({ peer_id: PeerId, region: t.Optional(t.String({ maxLength: 32 })) }),
+          detail: doc('relays', 'Relay tickets for a pair of members', true),
+        },
       )
 
       // ---- relay registry (relay secret, never a peer token)
@@ -206,6 +265,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
             ports: t.String({ pattern: '^\\d{1,5}-\\d{1,5}$' }),
             sessions: t.Optional(t.Integer({ minimum: 0 })),
           }),
+          detail: doc('relays', 'Register a relay (X-Relay-Secret)'),
         },
       )
       .post(
@@ -214,19 +274,27 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
           svc.checkRelaySecret(request.headers.get('x-relay-secret'))
           return svc.relayHeartbeat(params.relay_id, body)
         },
-        { params: t.Object({ relay_id: RelayId }), body: t.Object({ load: t.Number({ minimum: 0 }), sessions: t.Optional(t.Integer({ minimum: 0 })) }) },
+        {
+          params: t.Object({ relay_id: RelayId }),
+          body: t.Object({ load: t.Number({ minimum: 0 }), sessions: t.Optional(t.Integer({ minimum: 0 })) }),
+          detail: doc('relays', 'Relay load report (X-Relay-Secret)'),
+        },
       )
-      .get('/relays', ({ request }) => {
-        auth(request)
-        return svc.listRelays(undefined, hostOf(request.headers.get('host')))
-      })
+      .get(
+        '/relays',
+        ({ request }) => {
+          auth(request)
+          return svc.listRelays(undefined, hostOf(request.headers.get('host')))
+        },
+        { detail: doc('relays', 'Registered relays', true) },
+      )
       .get(
         '/relays/:region',
         ({ params, request }) => {
           auth(request)
           return svc.listRelays(params.region, hostOf(request.headers.get('host')))
         },
-        { params: t.Object({ region: t.String({ minLength: 1, maxLength: 32 }) }) },
+        { params: t.Object({ region: t.String({ minLength: 1, maxLength: 32 }) }), detail: doc('relays', 'Registered relays in one region', true) },
       )
 
       // ---- live updates

@@ -43,9 +43,16 @@ export function errorPlugin(log: Logger) {
         return body(error.code, error.message)
       }
       switch (code) {
-        case 'PARSE':
+        case 'PARSE': {
+          // Elysia wraps whatever the body parser threw (e.g. our 413) in a ParseError.
+          const cause = (error as { cause?: unknown }).cause
+          if (cause instanceof LanrageError) {
+            set.status = cause.status
+            return body(cause.code, cause.message)
+          }
           set.status = 400
           return body('INVALID_JSON', 'request body is not valid JSON')
+        }
         case 'VALIDATION': {
           // Path parameters and queries that do not fit are "bad request"; bodies of the wrong shape are 422.
           const type = (error as { type?: string }).type

@@ -43,6 +43,8 @@ describe('service routes', () => {
     const doc = (await (await fetch(s.base + '/openapi/json')).json()) as { openapi: string; paths: Record<string, unknown> }
     expect(doc.openapi).toMatch(/^3\./)
     for (const path of ['/auth/challenge', '/parties', '/parties/{party_id}/join', '/relays', '/parties/{party_id}/relay']) expect(Object.keys(doc.paths)).toContain(path)
+    expect((doc.paths['/parties'] as any).post).toMatchObject({ tags: ['parties'], security: [{ bearer: [] }] })
+    expect((doc.paths['/auth/challenge'] as any).post.tags).toEqual(['auth'])
     const ui = await fetch(s.base + '/openapi')
     expect(ui.status).toBe(200)
     expect(ui.headers.get('content-type')).toContain('text/html')
@@ -79,6 +81,22 @@ describe('bad requests', () => {
     expect(r.status).toBe(413)
     expect(r.body.error.code).toBe('PAYLOAD_TOO_LARGE')
     expect(r.body.error.message).toContain('4096')
+  })
+
+  test('oversized chunked body (no Content-Length) → 413 PAYLOAD_TOO_LARGE too', async () => {
+    for (const size of [5000, 200_000]) {
+      const bytes = new TextEncoder().encode(JSON.stringify({ name: 'x'.repeat(size) }))
+      const stream = new ReadableStream({
+        start(c) {
+          c.enqueue(bytes)
+          c.close()
+        },
+      })
+      const r = await fetch(s.base + '/parties', { method: 'POST', body: stream, headers: { authorization: `Bearer ${p.token}`, 'content-type': 'application/json' } })
+      expect(r.headers.get('content-length')).not.toBeNull()
+      expect(r.status).toBe(413)
+      expect(((await r.json()) as any).error.code).toBe('PAYLOAD_TOO_LARGE')
+    }
   })
 
   test('unknown route → 404 NOT_FOUND; wrong method → 404', async () => {
