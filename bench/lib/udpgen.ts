@@ -1,0 +1,59 @@
+/**
+ * Driver for bench/c/udpgen.c (the C load generator): builds its plan, runs it as a separate process and
+ * parses its one JSON line. See the header of udpgen.c for the plan format.
+ */
+export interface GenResult {
+  size: number
+  rate: number
+  sent_window: number
+  received_window: number
+  received_other: number
+  offered_pps: number
+  delivered_pps: number
+  delivered_bytes_per_s: number
+  loss: number
+  send_short: number
+  sender_lagging: number
+  lat_us: { p50: number; p90: number; p99: number; p999: number; max: number }
+}
+
+export interface Plan {
+  /** Bytes every data datagram starts with. */
+  template: Uint8Array
+  /** Sent once from the receiver's socket (b) and the sender's socket (a) before the run. */
+  hellos: { side: 'a' | 'b'; port: number; bytes: Uint8Array }[]
+  /** Destination ports on 127.0.0.1, round robin; 'self' = straight to the receiver (no forwarder). */
+  targets: (number | 'self')[]
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+
+export function renderPlan(p: Plan): string {
+  const lines: string[] = []
+  if (p.template.length > 0) lines.push(`template ${hex(p.template)}`)
+  for (const h of p.hellos) lines.push(`hello-${h.side} ${h.port} ${hex(h.bytes)}`)
+  for (const t of p.targets) lines.push(t === 'self' ? 'target self' : `target ${t}`)
+  return lines.join('\n') + '\n'
+}
+
+export async function runGen(
+  bin: string,
+  plan: Plan,
+  o: { size: number; rate: number; duration: number; warmup: number; prefix?: string[] },
+): Promise<GenResult> {
+  const proc = Bun.spawn([...(o.prefix ?? []), bin, '--size', String(o.size), '--rate', String(o.rate), '--duration', String(o.duration), '--warmup', String(o.warmup)], {
+    stdin: new TextEncoder().encode(renderPlan(plan)),
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  // Bounded: the generator stops itself after warmup + duration (+ hellos and 300 ms of stragglers).
+  const limit = (o.duration + o.warmup + 10) * 1000
+  const done = await Promise.race([proc.exited, Bun.sleep(limit).then(() => 'timeout' as const)])
+  if (done === 'timeout') {
+    proc.kill('SIGKILL')
+    throw new Error('udpgen did not finish in time')
+  }
+  const out = await new Response(proc.stdout).text()
+  if (done !== 0) throw new Error(`udpgen exited ${done}: ${await new Response(proc.stderr).text()}`)
+  return JSON.parse(out) as GenResult
+}

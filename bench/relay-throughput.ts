@@ -1,0 +1,194 @@
+/**
+ * Relay throughput and latency (issue 3 "Numbers"), with its two baselines in the same run:
+ *
+ *   c      bench/c/forwarder.c: recvmmsg/sendmmsg between two sockets, no checks (the machine's ceiling)
+ *   bun    bench/bun-forwarder.ts: two Bun.udpSocket sockets, no checks
+ *   relay  our relay (src/relay, startRelay) with every check on: a real session (Ed25519 tickets, ALLOCATE of
+ *          both sides, WireGuard handshake messages with a valid mac1 so it learns the ports), then WireGuard
+ *          transport data (type 4)
+ *
+ * The load comes from bench/c/udpgen.c (sendmmsg/recvmmsg, a separate process), over loopback only. Every run is
+ * bounded: --warmup + --duration seconds, then 300 ms for stragglers. Each forwarder is a separate process.
+ *
+ *   node_modules/.bin/bun bench/relay-throughput.ts [--duration=3] [--warmup=0.5] [--rounds=3] [--sizes=208,1408]
+ *                                                  [--sessions=1000] [--latency-duration=3] [--only=c,bun,relay]
+ *
+ * Throughput: the generator sends as fast as it can; what the receiver gets is "delivered". The rounds
+ * interleave c, bun and relay so that load from other processes on a shared machine hits all three alike; the
+ * median per forwarder is reported. Latency: one-way (send timestamp in the payload, one clock), paced at half
+ * of the relay's measured maximum, straight to the receiver ("direct") and through each forwarder; "added" is
+ * through minus direct. Then the same with --sessions sessions sharing that load. RSS is the relay process's.
+ *
+ * Sizes: WireGuard transport messages are a 16-byte header plus a multiple of 16 bytes (§5.4.6), and the relay
+ * drops anything else, so 200 B and 1400 B become the nearest valid sizes, 208 B and 1408 B (for all three).
+ */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { BUN, compileC, flags, fmt, machine, median, pinned, REPO_DIR, rssMiB, spawnChild, type Child } from './lib/common.ts'
+import { Allocator, createSession, initiation, response, ticketKey, transportHeader, type BenchSession } from './lib/relay-session.ts'
+import { runGen, type GenResult, type Plan } from './lib/udpgen.ts'
+
+const opt = flags({ duration: 2, warmup: 0.5, rounds: 5, sizes: '208,1408', sessions: 1000, latencyDuration: 3, only: 'c,bun,relay', pin: true })
+const sizes = opt.sizes.split(',').map(Number)
+const only = new Set(opt.only.split(','))
+
+interface Fwd {
+  name: 'c' | 'bun' | 'relay'
+  label: string
+  child: Child
+  /** A fresh plan for one generator run (new sockets, so new handshakes) over `sessions` sessions. */
+  plan(sessions?: number): Plan
+}
+
+console.log(`# relay throughput — ${machine()}`)
+const genBin = compileC('udpgen', ['-pthread'])
+// Forwarders on CPU 1, the generator on CPU 0: the generator's sender (as fast as it can) must not take the
+// forwarder's core. All three forwarders get the same single core ("one relay process saturates one core").
+const fwdCpu = (cmd: string[]) => (opt.pin ? pinned('1', cmd) : cmd)
+const genPrefix = opt.pin ? pinned('0', []) : []
+const fwdBin = compileC('forwarder')
+const fwds: Fwd[] = []
+const children: Child[] = []
+
+// A fixed 16-byte header for the baselines too, so every forwarder moves the same bytes.
+const baselineHeader = Uint8Array.of(4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+const pairPlan = (a: number, b: number): Plan => ({
+  template: baselineHeader,
+  hellos: [
+    { side: 'b', port: b, bytes: Uint8Array.of(0) },
+    { side: 'a', port: a, bytes: Uint8Array.of(0) },
+  ],
+  targets: [a],
+})
+
+let relaySessions: BenchSession[] = []
+let relayPid = 0
+let relayRss0 = NaN
+let relayRss1 = NaN
+let relayStats = ''
+
+try {
+  if (only.has('c')) {
+    const child = spawnChild(fwdCpu([fwdBin]))
+    children.push(child)
+    const [, a, b] = (await child.line()).split(' ').map(Number)
+    fwds.push({ name: 'c', label: 'C recvmmsg/sendmmsg forwarder', child, plan: () => pairPlan(a!, b!) })
+  }
+  if (only.has('bun')) {
+    const child = spawnChild(fwdCpu([BUN, join(import.meta.dir, 'bun-forwarder.ts')]))
+    children.push(child)
+    const p = JSON.parse(await child.line()) as { port_a: number; port_b: number }
+    fwds.push({ name: 'bun', label: 'bare Bun.udpSocket forwarder', child, plan: () => pairPlan(p.port_a, p.port_b) })
+  }
+  if (only.has('relay')) {
+    if (!existsSync(join(REPO_DIR, 'src/relay/index.ts'))) {
+      console.log('relay: src/relay/index.ts is not there yet; measuring the baselines only')
+    } else {
+      const key = ticketKey()
+      const relayId = Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString('hex')
+      const child = spawnChild(fwdCpu([BUN, join(import.meta.dir, 'relay-host.ts')]), {
+        env: {
+          BENCH_TICKET_KEY: Buffer.from(key.publicKey).toString('base64'),
+          BENCH_RELAY_ID: relayId,
+          BENCH_SESSIONS: String(opt.sessions + 1),
+        },
+      })
+      children.push(child)
+      const info = JSON.parse(await child.line(30_000)) as { main_port: number; pid: number }
+      relayPid = child.proc.pid
+      relayRss0 = rssMiB(relayPid)
+      const alloc = await Allocator.open()
+      relaySessions.push(await createSession(alloc, { mainPort: info.main_port, relayId, key }))
+      relayRss1 = rssMiB(relayPid)
+      const relayPlan = (n = 1): Plan => {
+        const ss = relaySessions.slice(0, n)
+        return {
+          template: transportHeader(ss[0]!),
+          // b answers first so the relay knows where a's traffic goes as soon as a's handshake arrives.
+          hellos: [...ss.map((s) => ({ side: 'b' as const, port: s.portB, bytes: response(s) })), ...ss.map((s) => ({ side: 'a' as const, port: s.portA, bytes: initiation(s) }))],
+          targets: ss.map((s) => s.portA),
+        }
+      }
+      fwds.push({ name: 'relay', label: 'LANrage relay, all checks on', child, plan: relayPlan })
+      // The other sessions are made now, so the throughput runs already see a relay holding them all.
+      const t0 = performance.now()
+      const more: BenchSession[] = []
+      for (let i = 1; i <= opt.sessions; i += 32) {
+        const batch = Array.from({ length: Math.min(32, opt.sessions + 1 - i) }, () => createSession(alloc, { mainPort: info.main_port, relayId, key }))
+        more.push(...(await Promise.all(batch)))
+      }
+      relaySessions = [...relaySessions, ...more]
+      console.log(`relay: ${relaySessions.length} sessions allocated in ${fmt(performance.now() - t0)} ms`)
+      alloc.close()
+    }
+  }
+
+  // Throughput: interleaved rounds, median per forwarder.
+  const thr = new Map<string, GenResult[]>()
+  for (const size of sizes) {
+    for (let round = 0; round < opt.rounds; round++) {
+      for (const f of fwds) {
+        const r = await runGen(genBin, f.plan(1), { size, rate: 0, duration: opt.duration, warmup: opt.warmup, prefix: genPrefix })
+        const k = `${f.name}/${size}`
+        thr.set(k, [...(thr.get(k) ?? []), r])
+        console.log(`  ${size} B round ${round + 1} ${f.name.padEnd(5)} delivered ${fmt(r.delivered_pps).padStart(9)} /s  offered ${fmt(r.offered_pps).padStart(9)} /s  loss ${(r.loss * 100).toFixed(1)}%`)
+      }
+    }
+  }
+  const all = (k: string) => (thr.get(k) ?? []).map((r) => r.delivered_pps)
+  const best = (k: string) => Math.max(...all(k))
+  const med = (k: string) => median(all(k))
+
+  // Interference from other processes only ever lowers a run, so the best round is the estimate of capacity;
+  // the median is shown beside it to say how noisy the machine was.
+  console.log(`\n## Throughput (delivered datagrams/s: best of ${opt.rounds} rounds, median in brackets)\n`)
+  console.log('| size | ' + fwds.map((f) => f.name).join(' | ') + ' | relay / C (goal ≥ 0.6) | relay / bun (goal ≥ 0.9) |')
+  console.log('| --- | ' + fwds.map(() => '---').join(' | ') + ' | --- | --- |')
+  for (const size of sizes) {
+    const row = fwds.map((f) => {
+      const k = `${f.name}/${size}`
+      return `${fmt(best(k))} (${fmt(med(k))}) · ${fmt((best(k) * size * 8) / 1e6)} Mbit/s`
+    })
+    const ratio = (a: string, b: string) => {
+      const x = best(`${a}/${size}`) / best(`${b}/${size}`)
+      const y = med(`${a}/${size}`) / med(`${b}/${size}`)
+      return Number.isFinite(x) ? `${x.toFixed(2)} (${y.toFixed(2)})` : 'n/a'
+    }
+    console.log(`| ${size} B | ${row.join(' | ')} | ${ratio('relay', 'c')} | ${ratio('relay', 'bun')} |`)
+  }
+
+  // Latency at half of the relay's maximum (or of bun's when the relay is not there), smallest size.
+  const size = sizes[0]!
+  const ref = fwds.some((f) => f.name === 'relay') ? 'relay' : 'bun'
+  const rate = Math.round(best(`${ref}/${size}`) / 2 / 1000) * 1000
+  if (rate > 0) {
+    console.log(`\n## One-way latency at ${fmt(rate)} datagrams/s (half of ${ref}'s maximum), ${size} B, µs\n`)
+    console.log('| path | sessions | p50 | p99 | p99.9 | added p50 | added p99 | loss |')
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- |')
+    const lat = { size, rate, duration: opt.latencyDuration, warmup: opt.warmup, prefix: genPrefix }
+    const direct = await runGen(genBin, { template: baselineHeader, hellos: [], targets: ['self'] }, lat)
+    const row = (name: string, n: number, r: GenResult) =>
+      console.log(
+        `| ${name} | ${n || '-'} | ${r.lat_us.p50} | ${r.lat_us.p99} | ${r.lat_us.p999} | ${n ? r.lat_us.p50 - direct.lat_us.p50 : '-'} | ${n ? r.lat_us.p99 - direct.lat_us.p99 : '-'} | ${(r.loss * 100).toFixed(2)}% |`,
+      )
+    row('direct (no forwarder)', 0, direct)
+    for (const f of fwds) row(f.name, 1, await runGen(genBin, f.plan(1), lat))
+    const relay = fwds.find((f) => f.name === 'relay')
+    if (relay && relaySessions.length > 1) row('relay', relaySessions.length, await runGen(genBin, relay.plan(relaySessions.length), lat))
+  }
+
+  if (relayPid) {
+    console.log(
+      `\n## Relay memory (RSS of the relay process)\n\nstarted: ${relayRss0.toFixed(1)} MiB · 1 session: ${relayRss1.toFixed(1)} MiB · ` +
+        `${relaySessions.length} sessions after the runs: ${rssMiB(relayPid).toFixed(1)} MiB`,
+    )
+  }
+  for (const f of fwds) if (f.name !== 'relay') console.log(`${f.name} forwarder RSS: ${rssMiB(f.child.proc.pid).toFixed(1)} MiB`)
+  console.log(`\n${machine()}`)
+} finally {
+  for (const c of children) {
+    const out = await c.stop()
+    if (fwds.find((f) => f.child === c)?.name === 'relay') relayStats = out
+  }
+  if (relayStats) console.log(`\nrelay counters at exit:\n${relayStats.trim()}`)
+}
