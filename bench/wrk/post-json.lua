@@ -1,9 +1,25 @@
 -- wrk script for bench/control-heartbeat.ts: POST a JSON body with a bearer token, print one JSON line at the end.
--- WRK_TOKEN and WRK_BODY come from the environment; the path is the one on wrk's command line.
-wrk.method = "POST"
-wrk.body = os.getenv("WRK_BODY") or "{}"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. (os.getenv("WRK_TOKEN") or "")
+-- WRK_BODY: the JSON body. WRK_REQUESTS: a file of "PATH TOKEN" lines; the requests are built once in init()
+-- and handed out round robin, so per-request Lua work is one table lookup (wrk stays cheap).
+local reqs = {}
+local n = 0
+local i = 0
+
+function init(args)
+  local body = os.getenv("WRK_BODY") or "{}"
+  for line in io.lines(os.getenv("WRK_REQUESTS")) do
+    local path, token = line:match("^(%S+) (%S+)$")
+    if path then
+      n = n + 1
+      reqs[n] = wrk.format("POST", path, { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }, body)
+    end
+  end
+end
+
+function request()
+  i = i % n + 1
+  return reqs[i]
+end
 
 function done(summary, latency, requests)
   local e = summary.errors
