@@ -26,7 +26,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { BUN, compileC, flags, fmt, machine, median, pinned, REPO_DIR, rssMiB, spawnChild, type Child } from './lib/common.ts'
 import { Allocator, createSession, initiation, response, ticketKey, transportHeader, type BenchSession } from './lib/relay-session.ts'
-import { runGen, type GenResult, type Plan } from './lib/udpgen.ts'
+import { freeUdpPorts, runGen, type GenResult, type Plan } from './lib/udpgen.ts'
 
 const opt = flags({ duration: 1.5, warmup: 0.3, rounds: 3, sizes: '208,1408', sessions: 1000, latencyDuration: 3, only: 'c,bun,relay', pin: true })
 const sizes = opt.sizes.split(',').map(Number)
@@ -46,6 +46,8 @@ const genBin = compileC('udpgen', ['-pthread'])
 // forwarder's core. All three forwarders get the same single core ("one relay process saturates one core").
 const fwdCpu = (cmd: string[]) => (opt.pin ? pinned('1', cmd) : cmd)
 const genPrefix = opt.pin ? pinned('0', []) : []
+// The generator's two sockets keep these ports across runs (see udpgen.c --ports).
+const genPorts = await freeUdpPorts()
 const fwdBin = compileC('forwarder')
 const fwds: Fwd[] = []
 const children: Child[] = []
@@ -140,7 +142,7 @@ try {
         let last = 0
         const steps: string[] = []
         for (let step = 0; step < 12; step++) {
-          const r = await runGen(genBin, f.plan(1), { size, rate, duration: opt.duration, warmup: opt.warmup, prefix: genPrefix })
+          const r = await runGen(genBin, f.plan(1), { size, rate, duration: opt.duration, warmup: opt.warmup, prefix: genPrefix, ports: genPorts })
           top = Math.max(top, r.delivered_pps)
           steps.push(`${fmt(rate / 1000)}k→${fmt(r.delivered_pps / 1000)}k`)
           if (r.delivered_pps < last * 1.03 || r.loss > 0.5) break
@@ -182,7 +184,7 @@ try {
     console.log(`\n## One-way latency at ${fmt(rate)} datagrams/s (half of ${ref}'s maximum), ${size} B, µs\n`)
     console.log('| path | sessions | p50 | p99 | p99.9 | added p50 | added p99 | loss |')
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- |')
-    const lat = { size, rate, duration: opt.latencyDuration, warmup: opt.warmup, prefix: genPrefix }
+    const lat = { size, rate, duration: opt.latencyDuration, warmup: opt.warmup, prefix: genPrefix, ports: genPorts }
     const direct = await runGen(genBin, { template: baselineHeader, hellos: [], targets: ['self'] }, lat)
     const row = (name: string, n: number, r: GenResult) =>
       console.log(
@@ -207,5 +209,9 @@ try {
     const out = await c.stop()
     if (fwds.find((f) => f.child === c)?.name === 'relay') relayStats = out
   }
-  if (relayStats) console.log(`\nrelay counters at exit:\n${relayStats.trim()}`)
+  if (relayStats) {
+    // The relay's own counters (stdout JSON); the tail of its log only when it did not exit cleanly.
+    const counters = relayStats.split('\n').find((l) => l.startsWith('{"'))
+    console.log(`\nrelay counters at exit: ${counters ?? `none — it did not exit cleanly:\n${relayStats.slice(-3000)}`}`)
+  }
 }

@@ -3,7 +3,10 @@
  * UDP socket on 127.0.0.1, moving datagrams with sendmmsg(2)/recvmmsg(2) so the generator is not what limits
  * the measurement.
  *
- *   udpgen --size N [--rate PPS (0 = as fast as possible)] [--duration S] [--warmup S] < PLAN
+ *   udpgen --size N [--rate PPS (0 = as fast as possible)] [--duration S] [--warmup S] [--ports SEND,RECV] < PLAN
+ *
+ * --ports binds the two sockets to fixed ports (default: any), so that consecutive runs keep the addresses a
+ * forwarder has learned and nothing is ever sent to a socket that no longer exists.
  *
  * PLAN (stdin), one item a line:
  *   template HEX      bytes every data datagram starts with (e.g. a WireGuard type-4 header)
@@ -64,10 +67,14 @@ static void sleep_until(uint64_t t) {
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
 }
 
-static int bind_udp(void) {
+static int send_port_opt, recv_port_opt;
+
+static int bind_udp(int port) {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   if (fd < 0) { perror("socket"); exit(1); }
-  struct sockaddr_in a = { .sin_family = AF_INET };
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); exit(1); }
   return fd;
@@ -216,6 +223,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--rate")) rate = atof(argv[i + 1]);
     else if (!strcmp(argv[i], "--duration")) duration = atof(argv[i + 1]);
     else if (!strcmp(argv[i], "--warmup")) warmup = atof(argv[i + 1]);
+    else if (!strcmp(argv[i], "--ports")) sscanf(argv[i + 1], "%d,%d", &send_port_opt, &recv_port_opt);
     else { fprintf(stderr, "udpgen: unknown option %s\n", argv[i]); return 2; }
   }
   read_plan();
@@ -225,8 +233,8 @@ int main(int argc, char **argv) {
   hist = calloc(HIST_US + 1, sizeof *hist);
   prctl(PR_SET_TIMERSLACK, 1);
 
-  send_fd = bind_udp();
-  recv_fd = bind_udp();
+  send_fd = bind_udp(send_port_opt);
+  recv_fd = bind_udp(recv_port_opt);
   int big = 4 << 20;
   if (setsockopt(recv_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) < 0) setsockopt(recv_fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
   if (setsockopt(send_fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) < 0) setsockopt(send_fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);

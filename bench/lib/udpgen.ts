@@ -39,9 +39,11 @@ export function renderPlan(p: Plan): string {
 export async function runGen(
   bin: string,
   plan: Plan,
-  o: { size: number; rate: number; duration: number; warmup: number; prefix?: string[] },
+  o: { size: number; rate: number; duration: number; warmup: number; prefix?: string[]; ports?: [number, number] },
 ): Promise<GenResult> {
-  const proc = Bun.spawn([...(o.prefix ?? []), bin, '--size', String(o.size), '--rate', String(o.rate), '--duration', String(o.duration), '--warmup', String(o.warmup)], {
+  const args = ['--size', String(o.size), '--rate', String(o.rate), '--duration', String(o.duration), '--warmup', String(o.warmup)]
+  if (o.ports) args.push('--ports', o.ports.join(','))
+  const proc = Bun.spawn([...(o.prefix ?? []), bin, ...args], {
     stdin: new TextEncoder().encode(renderPlan(plan)),
     stdout: 'pipe',
     stderr: 'pipe',
@@ -56,4 +58,14 @@ export async function runGen(
   const out = await new Response(proc.stdout).text()
   if (done !== 0) throw new Error(`udpgen exited ${done}: ${await new Response(proc.stderr).text()}`)
   return JSON.parse(out) as GenResult
+}
+
+/** Two UDP ports on 127.0.0.1 that are free now (the generator binds them with SO_REUSEADDR). */
+export async function freeUdpPorts(): Promise<[number, number]> {
+  const a = await Bun.udpSocket({ hostname: '127.0.0.1' })
+  const b = await Bun.udpSocket({ hostname: '127.0.0.1' })
+  const ports: [number, number] = [a.port, b.port]
+  a.close()
+  b.close()
+  return ports
 }
