@@ -169,6 +169,24 @@ describe('RemoteControlPlane against lanrage control', () => {
     expect(e.message).toContain('after 6 tries')
   }, 30_000)
 
+  test('the live channel with a revoked token: the refused upgrade leads to a new registration and a connection', async () => {
+    const srv = await startControlProcess(join(dir, 'ws-revoke.db'), await freeTcpPort())
+    const { c } = client(srv.url)
+    await c.register()
+    const oldToken = c.token!
+    expect((await fetch(srv.url + '/auth/revoke', { method: 'POST', headers: { authorization: `Bearer ${oldToken}` } })).status).toBe(200)
+    const events = record(c)
+    // the first attempt presents the revoked token: the server refuses the upgrade (or closes 4001) before hello
+    await c.connect()
+    expect(events.map((e) => e.type)).toEqual(['disconnected', 'registered', 'connected'])
+    expect((events[0]!.e as ControlEvents['disconnected']).reason).toMatch(/^closed \((1006|4001)/)
+    expect(events[1]!.e).toEqual({ peer_id: c.peerId!, reregistered: true })
+    expect(events[2]!.e).toMatchObject({ peer_id: c.peerId, reconnect: false })
+    expect(c.token).not.toBe(oldToken)
+    expect(c.connected).toBe(true)
+    await srv.stop()
+  }, 30_000)
+
   test('heartbeat loop keeps the peer alive and reports a party that vanished', async () => {
     const srv = await startControlProcess(join(dir, 'hb.db'), await freeTcpPort())
     const { c: host } = client(srv.url, { heartbeatIntervalMs: 50 })
