@@ -29,7 +29,7 @@ interface AgentHandle {
 }
 
 /** One natlab + server per scenario; every process and namespace goes away in afterAll, pass or fail. */
-function scenario(kinds: NatKind[]) {
+function scenario(kinds: NatKind[], stunTargets: 1 | 2 = 2) {
   const ctx = { lab: null as Natlab | null, dir: '', agents: [] as AgentHandle[] }
   const cleanup = async () => {
     await ctx.lab?.down()
@@ -40,7 +40,7 @@ function scenario(kinds: NatKind[]) {
     ctx.dir = mkdtempSync(join(tmpdir(), 'lra-e2e-'))
     ctx.lab = Natlab.up(kinds)
     try {
-      await startServers(ctx.lab, ctx.dir)
+      await startServers(ctx.lab, ctx.dir, stunTargets)
     } catch (e) {
       // bun does not run afterAll when beforeAll throws: clean up here.
       console.error(ctx.lab.logs())
@@ -86,21 +86,21 @@ function scenario(kinds: NatKind[]) {
  * Before the relay exists: `lanrage control` with two coturn STUN servers entered in its relay registry (the
  * agents find STUN targets only through `GET /relays`); they cannot ALLOCATE, so only direct scenarios run.
  */
-async function startServers(lab: Natlab, dir: string) {
+async function startServers(lab: Natlab, dir: string, stunTargets: 1 | 2) {
   const pub = Natlab.ns('pub')
   const db = join(dir, 'control.db')
   const env = { LANRAGE_HOME: join(dir, 'server') }
   const server = HAVE_RELAY
     ? lab.spawn(pub, [process.execPath, CLI, 'serve', '--host', '0.0.0.0', '--port', '8667', '--db', db, '--relay-secret', RELAY_SECRET], env, 'serve')
     : lab.spawn(pub, [process.execPath, CLI, 'control', '--host', '0.0.0.0', '--port', '8667', '--db', db, '--relay-secret', RELAY_SECRET], env, 'control')
-  if (HAVE_RELAY) {
+  if (HAVE_RELAY && stunTargets === 2) {
     lab.spawn(
       pub,
       [process.execPath, CLI, 'relay', '--port', '3479', '--ports', '53000-53099', '--public-ip', PUB_IP, '--control', 'http://127.0.0.1:8667', '--relay-secret', RELAY_SECRET],
       { LANRAGE_HOME: join(dir, 'relay2') },
       'relay2',
     )
-  } else {
+  } else if (!HAVE_RELAY) {
     for (const port of [3478, 3479]) {
       const argv = ['turnserver', '--listening-ip', PUB_IP, '--listening-port', String(port), '--stun-only', '--no-auth', '--no-cli', '--no-tls', '--no-dtls', '--no-tcp']
       lab.spawn(pub, [...argv, '--no-rfc5780', '--log-file', 'stdout', '--simple-log', '--pidfile', join(dir, `turn${port}.pid`)], {}, `turnserver:${port}`)
@@ -113,7 +113,7 @@ async function startServers(lab: Natlab, dir: string) {
       if (r.out.trim() !== '200') throw new Error(`registering the STUN server ${port} failed: ${r.out}${r.err}`)
     }
   }
-  await waitForServer(lab, 2, server)
+  await waitForServer(lab, stunTargets, server)
 }
 
 /** Runs a short `lanrage` command as the gamer would: on its machine (namespace), with its $LANRAGE_HOME. */
@@ -279,3 +279,26 @@ for (const kinds of [
     }, 40_000)
   })
 }
+
+describe.skipIf(!!relaySkip)('lanrage up: cone / symmetric, one relay (NAT types unknown)', () => {
+  // With one STUN target the agents cannot see that peer2's NAT is symmetric: they punch, no handshake comes
+  // back within 5 s, and they fall back to the relay — the timeout path of the connection state machine.
+  const s = scenario(['cone', 'symmetric'], 1)
+  test('the failed punch falls back to the relay; ping within 15 s', async () => {
+    try {
+      const a1 = await s.up(1, { create: 'fallback' })
+      const started = Date.now()
+      const a2 = await s.up(2, { join: a1.partyId })
+      expect(status(a2).self.nat_type).toBe('unknown')
+      await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 15_000 - (Date.now() - started))
+      await a1.proc.waitFor(/^peer [0-9a-f]{16} \S+ relay 203\.0\.113\.10:\d+$/m, 3000)
+      expect(a1.proc.out).not.toMatch(/ direct /)
+      const st = await until('a1 relayed', () => status(a1), (x) => x.peers[0]?.path === 'relay', 3000)
+      expect(st.peers[0]!.endpoint).toStartWith(PUB_IP + ':')
+      for (const a of [a2, a1]) expect(lanrage(['down'], a).code).toBe(0)
+    } catch (e) {
+      console.error(s.logs())
+      throw e
+    }
+  }, 40_000)
+})

@@ -219,7 +219,20 @@ describe('while relayed', () => {
     expect(pathOf(d.state)).toBe('relay')
     d.advance(T.directTimeoutMs)
     expect(d.of('set-endpoint').map((x) => x.action.type === 'set-endpoint' && x.action.endpoint)).toEqual([B_PUB, RELAY_A])
-    expect(d.state).toMatchObject({ kind: 'relayed', probe: null })
+    expect(d.state).toMatchObject({ kind: 'relayed', probe: null, probeFailures: 1 })
+    // The next probes wait 2×, 4×, ... the retry interval (capped at 16×).
+    const probeTimes: number[] = []
+    for (let i = 0; i < 8; i++) {
+      const before = d.of('send-punch').length
+      const t0 = d.now
+      while (d.of('send-punch').length === before) {
+        d.advance(5000)
+        d.send({ type: 'traffic' })
+      }
+      probeTimes.push(d.now - t0)
+      d.advance(T.punchLeadMs + T.directTimeoutMs)
+    }
+    expect(probeTimes.map((t) => Math.round(t / T.directRetryMs))).toEqual([2, 4, 8, 16, 16, 16, 16, 16])
   })
 
   test('a probe that sees traffic on the direct endpoint switches to direct', () => {

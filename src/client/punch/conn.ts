@@ -74,7 +74,16 @@ export type ConnState =
   | ({ kind: 'punching' } & Probe)
   | { kind: 'direct'; endpoint: string; lastTrafficAt: number }
   | { kind: 'relay-pending'; requested: boolean; deadline: number }
-  | { kind: 'relayed'; endpoint: string; requester: string; lastTrafficAt: number; nextDirectAt: number; probe: (Probe & { endpoint: string | null }) | null }
+  | {
+      kind: 'relayed'
+      endpoint: string
+      requester: string
+      lastTrafficAt: number
+      nextDirectAt: number
+      /** Direct probes that failed in a row: each doubles the wait before the next (up to 16×). */
+      probeFailures: number
+      probe: (Probe & { endpoint: string | null }) | null
+    }
 
 export type ConnEvent =
   | { type: 'tick' }
@@ -186,7 +195,11 @@ export function stepConn(c: ConnContext, s: ConnState, ev: ConnEvent, now: numbe
         const next = advanceProbe(c, p, now)
         if (next) return [{ ...s, probe: { ...next[0], endpoint: p.setAt === null ? c.peerEndpoint : p.endpoint } }, next[1]]
         // The probe failed: back to the relay, which kept the session while we were away.
-        return [{ ...s, probe: null, lastTrafficAt: now, nextDirectAt: now + c.timing.directRetryMs }, [{ type: 'set-endpoint', endpoint: s.endpoint }]]
+        // A probe costs the game a moment of traffic to a dead endpoint (until a relayed packet roams WireGuard
+        // back), so a pair that keeps failing is probed less and less often.
+        const probeFailures = s.probeFailures + 1
+        const nextDirectAt = now + c.timing.directRetryMs * 2 ** Math.min(probeFailures, 4)
+        return [{ ...s, probe: null, lastTrafficAt: now, probeFailures, nextDirectAt }, [{ type: 'set-endpoint', endpoint: s.endpoint }]]
       }
       if (now - s.lastTrafficAt > c.timing.lostMs) return toRelay(c, now)
       if (now >= s.nextDirectAt && directAllowed(c)) {
@@ -201,7 +214,7 @@ export function stepConn(c: ConnContext, s: ConnState, ev: ConnEvent, now: numbe
 
 function relayed(c: ConnContext, ev: { endpoint: string; requester: string }, now: number): Step {
   return [
-    { kind: 'relayed', endpoint: ev.endpoint, requester: ev.requester, lastTrafficAt: now, nextDirectAt: now + c.timing.directRetryMs, probe: null },
+    { kind: 'relayed', endpoint: ev.endpoint, requester: ev.requester, lastTrafficAt: now, nextDirectAt: now + c.timing.directRetryMs, probeFailures: 0, probe: null },
     [{ type: 'set-endpoint', endpoint: ev.endpoint }],
   ]
 }
