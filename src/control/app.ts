@@ -204,7 +204,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
       })
       .post('/parties/:party_id/peers/:peer_id/heartbeat', ({ params, body, request }) => svc.heartbeat(auth(request), params.party_id, params.peer_id, body ?? undefined), {
         params: PeerParams,
-        body: t.Optional(t.Object({ public_endpoint: t.Optional(Endpoint), nat_type: t.Optional(NatType) })),
+        body: t.Optional(t.Object({ public_endpoint: t.Optional(t.Union([Endpoint, t.Null()])), nat_type: t.Optional(NatType) })),
         detail: doc('parties', 'Keep one’s own membership alive', true),
       })
       .patch('/parties/:party_id/peers/:peer_id', ({ params, body, request }) => svc.updatePeer(auth(request), params.party_id, params.peer_id, body), {

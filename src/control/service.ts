@@ -378,19 +378,29 @@ export class ControlService {
     return { peer: this.memberInfo(partyId, target) }
   }
 
-  private requireSelf(peerId: string, target: string, what: string) {
-    if (peerId !== target) throw forbidden('NOT_YOURSELF', `you may only ${what} yourself (you are ${peerId}, not ${target})`)
+  /**
+   * For routes on one's own membership (heartbeat, update, leave). Acting on another peer is 403; a caller who is
+   * no longer a member (left, removed, timed out) gets 404 PEER_NOT_FOUND so a client knows to join again.
+   */
+  private requireSelf(peerId: string, partyId: string, target: string, what: string): PartyRow {
+    const party = this.repo.party(partyId)
+    if (!party) throw notFound('PARTY_NOT_FOUND', `party ${partyId} does not exist`)
+    const member = this.members.get(partyId)?.has(peerId) ?? false
+    if (peerId !== target) {
+      if (!member) throw forbidden('NOT_A_MEMBER', `you are not a member of party ${partyId}`)
+      throw forbidden('NOT_YOURSELF', `you may only ${what} yourself (you are ${peerId}, not ${target})`)
+    }
+    if (!member) throw notFound('PEER_NOT_FOUND', `you (${peerId}) are not a member of party ${partyId} (left, removed or timed out); join again`)
+    return party
   }
 
-  /** The hot path: memory only, unless the endpoint or NAT type changed. */
-  heartbeat(peerId: string, partyId: string, target: string, body: { public_endpoint?: string; nat_type?: NatType } | undefined) {
-    const map = this.members.get(partyId)
-    const hot = map?.get(peerId)
-    if (!hot) {
-      this.requireMember(partyId, peerId) // the precise 404/403
-      throw forbidden('NOT_A_MEMBER', `you are not a member of party ${partyId}`)
+  heartbeat(peerId: string, partyId: string, target: string, body: { public_endpoint?: string | null; nat_type?: NatType } | undefined) {
+    const hot = this.members.get(partyId)?.get(peerId)
+    // The hot path checks memory only; anything unusual goes through requireSelf for the precise error.
+    if (!hot || peerId !== target) {
+      this.requireSelf(peerId, partyId, target, 'heartbeat for')
+      throw new ControlError('INTERNAL', 'membership state is inconsistent', 500)
     }
-    this.requireSelf(peerId, target, 'heartbeat for')
     hot.lastSeen = this.clock.now()
     this.dirty.add(`${partyId} ${peerId}`)
     const changed =
@@ -400,8 +410,7 @@ export class ControlService {
   }
 
   updatePeer(peerId: string, partyId: string, target: string, body: PeerInfoInput) {
-    this.requireMember(partyId, peerId)
-    this.requireSelf(peerId, target, 'update')
+    this.requireSelf(peerId, partyId, target, 'update')
     const now = this.clock.now()
     const set = { ...reported(body), lastSeen: now }
     this.repo.updateMembership(partyId, peerId, set)
@@ -413,11 +422,14 @@ export class ControlService {
   }
 
   leave(peerId: string, partyId: string, target: string) {
+    if (peerId === target) {
+      const party = this.requireSelf(peerId, partyId, target, 'leave as')
+      return { status: this.removeMember(party, target, 'left') }
+    }
     const party = this.requireMember(partyId, peerId)
-    if (peerId !== target && party.hostId !== peerId) throw forbidden('NOT_HOST', `only the host of party ${partyId} may remove other members`)
+    if (party.hostId !== peerId) throw forbidden('NOT_HOST', `only the host of party ${partyId} may remove other members`)
     if (!this.members.get(partyId)?.has(target)) throw notFound('PEER_NOT_FOUND', `peer ${target} is not a member of party ${partyId}`)
-    const result = this.removeMember(party, target, peerId === target ? 'left' : 'removed')
-    return { status: result }
+    return { status: this.removeMember(party, target, 'removed') }
   }
 
   /**

@@ -32,6 +32,10 @@ describe('cleanup', () => {
     const g = await guest.call('GET', `/parties/${id}`)
     expect(g.status).toBe(403)
     expect(g.body.error.code).toBe('NOT_A_MEMBER')
+    const hb = await guest.call('POST', `/parties/${id}/peers/${guest.peerId}/heartbeat`)
+    expect(hb.status).toBe(404) // the client's cue to join again
+    expect(hb.body.error.code).toBe('PEER_NOT_FOUND')
+    expect((await guest.join(id)).body.party.peers[guest.peerId].virtual_ip).toBe('10.66.0.2')
     hw.close()
   })
 
