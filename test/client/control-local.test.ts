@@ -1,7 +1,7 @@
 // LocalControlPlane across real processes sharing one directory: one creates, another joins through the
 // discovery file, events flow both ways; batched atomic writes; a corrupt state file is reported and kept.
 import { afterAll, afterEach, describe, expect, test } from 'bun:test'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LocalControlPlane } from '../../src/client/control/local.ts'
@@ -163,6 +163,19 @@ describe('LocalControlPlane state file', () => {
     const again = await LocalControlPlane.open({ dir, publicKey: key, pollIntervalMs: 10_000 })
     open.push(again)
     expect((await again.getParty(party.party_id)).peers[again.peerId]).toMatchObject({ virtual_ip: '10.66.0.1', public_endpoint: '198.51.100.1:4001' })
+  })
+
+  test('a failed write is reported and the next flush writes again', async () => {
+    const dir = tmp()
+    const c = await plane(dir, { pollIntervalMs: 10_000, flushDelayMs: 60_000 })
+    const party = await c.createParty('w')
+    rmSync(join(dir, 'state'), { recursive: true, force: true })
+    await c.heartbeat(party.party_id, { public_endpoint: '198.51.100.2:1' })
+    await expect(c.flush()).rejects.toMatchObject({ code: 'ENOENT' })
+    mkdirSync(join(dir, 'state'))
+    await c.flush()
+    const onDisk = JSON.parse(readFileSync(join(dir, 'state', `${c.peerId}.json`), 'utf8'))
+    expect(onDisk.memberships[party.party_id].public_endpoint).toBe('198.51.100.2:1')
   })
 
   test('a corrupt state file is reported and moved aside, not silently lost', async () => {

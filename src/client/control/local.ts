@@ -153,7 +153,8 @@ export class LocalControlPlane implements ControlPlane {
     if (own && own.peer_id === c.peerId) for (const [pid, info] of Object.entries(own.memberships ?? {})) c.memberships.set(pid, info)
     if (c.memberships.size) c.scheduleFlush()
     await c.poll()
-    c.pollTimer = setInterval(() => void c.poll(), opts.pollIntervalMs ?? DEFAULT_POLL_MS)
+    // A failing background poll (directory gone, permissions) is reported, never an unhandled rejection.
+    c.pollTimer = setInterval(() => c.poll().catch((e) => c.events.emit('error', { where: 'local poll', error: e as Error })), opts.pollIntervalMs ?? DEFAULT_POLL_MS)
     return c
   }
 
@@ -200,7 +201,10 @@ export class LocalControlPlane implements ControlPlane {
     } finally {
       await fh.close()
     }
-    await rename(tmp, path)
+    await rename(tmp, path).catch(async (e) => {
+      await rm(tmp, { force: true })
+      throw e
+    })
   }
 
   private stateText(): string {
@@ -219,7 +223,7 @@ export class LocalControlPlane implements ControlPlane {
     if (this.flushTimer || this.closed) return
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined
-      void this.flush()
+      this.flush().catch((e) => this.events.emit('error', { where: 'local state write', error: e as Error }))
     }, this.opts.flushDelayMs ?? DEFAULT_FLUSH_MS)
   }
 
@@ -227,7 +231,8 @@ export class LocalControlPlane implements ControlPlane {
   flush(): Promise<void> {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
-    this.flushing = this.flushing.then(async () => {
+    // One failed write must not poison the chain: the next flush tries again with the current state.
+    this.flushing = this.flushing.catch(() => {}).then(async () => {
       const body = this.stateText()
       if (body === this.lastWritten) return
       const withTime = body.replace('"updated_at":""', `"updated_at":${JSON.stringify(new Date(this.clock.now()).toISOString())}`)
