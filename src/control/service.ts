@@ -17,7 +17,7 @@ import type { Clock } from '../shared/clock.ts'
 import type { Logger } from '../shared/log.ts'
 import { signTicket, toBase64Url } from '../shared/wire/ticket.ts'
 import type { ControlConfig } from './config.ts'
-import { b64, decodeKey, expectedProof, hashToken, newToken, peerIdOf, randomHex, sameBytes } from './crypto.ts'
+import { b64, decodeKey, hashToken, newToken, peerIdOf, proofChecker, randomHex, sameBytes } from './crypto.ts'
 import { ControlError, conflict, forbidden, notFound, unauthorized } from './errors.ts'
 import { Hub } from './hub.ts'
 import { allocateIp, parseSubnet, type Subnet } from './ip.ts'
@@ -107,6 +107,7 @@ export class ControlService {
   readonly subnet: Subnet
   readonly keys: { x25519Secret: Uint8Array; x25519Public: Uint8Array; ed25519Secret: Uint8Array; ed25519Public: Uint8Array }
 
+  private readonly expectedProof: (clientPublic: Uint8Array, challenge: Uint8Array) => Uint8Array | undefined
   /** partyId → peerId → hot member state. Holds exactly the active memberships. */
   private readonly members = new Map<string, Map<string, Member>>()
   /** `${partyId} ${peerId}` of members whose last_seen changed since the last flush. */
@@ -123,6 +124,7 @@ export class ControlService {
     if (!subnet) throw new ControlError('INVALID_CONFIG', `subnet ${JSON.stringify(deps.config.subnet)} is not an IPv4 CIDR with prefix 8..30`)
     this.subnet = subnet
     this.keys = this.loadKeys()
+    this.expectedProof = proofChecker(this.keys.x25519Secret, this.keys.x25519Public)
     for (const m of this.repo.allActiveMemberships()) this.memberMap(m.partyId, true).set(m.peerId, { lastSeen: m.lastSeen, publicEndpoint: null, natType: 'unknown' })
     for (const [partyId, map] of this.members)
       for (const row of this.repo.members(partyId)) map.set(row.peerId, { lastSeen: row.lastSeen, publicEndpoint: row.publicEndpoint, natType: row.natType })
@@ -187,7 +189,7 @@ export class ControlService {
     if (!ch) throw unauthorized('challenge is unknown or was already used', 'INVALID_CHALLENGE')
     if (ch.expiresAt <= now) throw unauthorized('challenge has expired; ask for a new one', 'CHALLENGE_EXPIRED')
     if (ch.publicKey !== input.public_key) throw unauthorized('challenge was issued for a different public key', 'INVALID_CHALLENGE')
-    const want = expectedProof(this.keys.x25519Secret, pub, decodeKey(input.challenge)!)
+    const want = this.expectedProof(pub, decodeKey(input.challenge)!)
     if (!want || !sameBytes(want, proof)) throw unauthorized('proof does not match: it must be HMAC-SHA256(X25519(client key, server key), challenge)', 'INVALID_PROOF')
     const peerId = peerIdOf(pub)
     return this.repo.tx(() => {

@@ -93,6 +93,14 @@ describe('registration', () => {
     if (code === 'VALIDATION') expect(r.body.error.message).toContain('public_key')
   })
 
+  test('a low-order public key (all zeros) is refused as a bad proof, not a crash', async () => {
+    const zero = b64(new Uint8Array(32))
+    const ch = await challenge(zero)
+    const r = await call(s.base, 'POST', '/auth/register', { body: { public_key: zero, challenge: ch.challenge, proof: b64(new Uint8Array(32)) } })
+    expect(r.status).toBe(401)
+    expect(r.body.error.code).toBe('INVALID_PROOF')
+  })
+
   test('register with a malformed proof names it (422 INVALID_PROOF)', async () => {
     const k = x25519.keygen()
     const ch = await challenge(b64(k.publicKey))
