@@ -141,9 +141,16 @@ describe('RemoteControlPlane against lanrage control', () => {
 
   test('a revoked token: the next request registers again and succeeds; a dead server is CONTROL_UNREACHABLE', async () => {
     const srv = await startControlProcess(join(dir, 'revoke.db'), await freeTcpPort())
-    const { c: host } = client(srv.url)
+    const { c: host, keys } = client(srv.url)
     const party = await host.createParty('revoke')
     const oldToken = host.token!
+
+    // a saved token is used as is by a new client with the same key (no registration)
+    const resumed = new RemoteControlPlane({ url: srv.url, privateKey: keys.privateKey, token: { token: oldToken, peer_id: host.peerId!, expires_at: '' } })
+    clients.push(resumed)
+    const resumedEvents = record(resumed)
+    expect((await resumed.getParty(party.party_id)).host_id).toBe(host.peerId!)
+    expect(resumedEvents).toEqual([])
     const r = await fetch(srv.url + '/auth/revoke', { method: 'POST', headers: { authorization: `Bearer ${oldToken}` } })
     expect(r.status).toBe(200)
     expect(await r.json()).toEqual({ status: 'revoked' })

@@ -92,3 +92,45 @@ describe('retry against a failing HTTP server', () => {
     expect(e.message).toBe('health: the server answered 200 without a JSON body')
   })
 })
+
+describe('live channel keepalive against a WebSocket server that stops answering', () => {
+  test('no pong for two ping periods: the client drops the connection and reconnects', async () => {
+    let connections = 0
+    const pings: number[] = []
+    const server = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      fetch(req, srv) {
+        const url = new URL(req.url)
+        if (url.pathname === '/ws') return srv.upgrade(req) ? undefined : new Response('no', { status: 400 })
+        if (url.pathname === '/auth/challenge') return new Response('{}', { status: 500 })
+        return new Response('{}', { status: 404 })
+      },
+      websocket: {
+        open(ws) {
+          connections++
+          ws.send(JSON.stringify({ type: 'hello', peer_id: 'p', parties: [] }))
+        },
+        // a half-dead server: receives pings, never answers
+        message(_ws, m) {
+          if (JSON.parse(String(m)).type === 'ping') pings.push(connections)
+        },
+      },
+    })
+    // this server has no auth: the client starts with a saved token
+    const token = { token: 't', peer_id: 'p', expires_at: '' }
+    const c = new RemoteControlPlane({ url: `http://127.0.0.1:${server.port}`, privateKey: encodeKey(generatePrivateKey()), token, pingIntervalMs: 40, reconnect: { baseMs: 10, maxMs: 20 } })
+    try {
+      await c.connect()
+      const dropped = await c.next('disconnected', undefined, 3000)
+      expect(dropped.reason).toContain('4000')
+      expect(dropped.reason).toContain('no pong')
+      expect(pings.length).toBeGreaterThanOrEqual(1)
+      await c.next('connected', (e) => e.reconnect, 3000)
+      expect(connections).toBeGreaterThanOrEqual(2)
+    } finally {
+      await c.close()
+      server.stop(true)
+    }
+  })
+})

@@ -41,6 +41,8 @@ export interface RemoteControlPlaneOptions {
   url: string
   /** This peer's WireGuard private key (its identity). */
   privateKey: WgPrivateKey | string
+  /** A token from an earlier registration (e.g. saved across restarts); used until the server refuses it. */
+  token?: TokenInfo
   retry?: Partial<BackoffPolicy>
   reconnect?: Partial<BackoffPolicy>
   heartbeatIntervalMs?: number
@@ -125,6 +127,7 @@ export class RemoteControlPlane implements ControlPlane {
     this.fetchFn = opts.fetch ?? fetch
     this.random = opts.random ?? Math.random
     this.log = (opts.log ?? silentLogger).child('control-client')
+    this.tokenInfo = opts.token
   }
 
   get peerId(): string | undefined {
