@@ -13,6 +13,7 @@ interface Entry {
 export const COMMANDS: Record<string, Entry> = {
   serve: { summary: 'control server and relay in one process, SQLite under ./data/ (npm start)', load: () => import('./serve.ts') },
   control: { summary: 'run the control server alone', load: () => import('./control/main.ts') },
+  relay: { summary: 'run the UDP relay alone (STUN, ticketed sessions, forwarding)', load: () => import('./relay/main.ts') },
   keygen: { summary: 'print a new WireGuard private key, like `wg genkey`', load: () => import('./client/cli/keygen.ts') },
   nat: { summary: 'learn the public UDP endpoint and NAT type from two STUN servers', load: () => import('./client/cli/nat.ts') },
   pubkey: { summary: 'read a private key on stdin, print its public key, like `wg pubkey`', load: () => import('./client/cli/pubkey.ts') },

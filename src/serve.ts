@@ -4,31 +4,71 @@
  * ticket public key handed over directly.
  */
 import { Type } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 import type { CommandSpec } from './shared/config.ts'
 import { controlSchema } from './control/config.ts'
 import { runServerCommand, startControl } from './control/main.ts'
+import { relaySchema, type RelayConfig } from './relay/config.ts'
+import { startRelay } from './relay/index.ts'
+import { createLogger } from './shared/log.ts'
 
+const r = relaySchema.properties
 export const spec = {
   name: 'serve',
   summary: 'control server and relay in one process, SQLite under ./data/ (what npm start runs)',
   description: 'Settings keys: serve.<option>. Without --relay-secret a random one is generated for the in-process relay.',
   schema: Type.Object({
     ...controlSchema.properties,
-    // RELAY OPTIONS: the relay's own options (port, port range, public ip, ...) join this schema here.
+    relayPort: Type.Integer({ ...r.port, description: 'relay main UDP port: STUN and ALLOCATE' }),
+    relayPorts: Type.String({ ...r.ports, description: 'relay session port range, one port per side of a session' }),
+    publicIp: Type.String({
+      ...r.publicIp,
+      description: 'address clients reach the relay at (default: the address each client used for the control server)',
+    }),
+    region: r.region,
+    relayCapacity: Type.Integer({ ...r.capacity, description: 'most relay sessions at once' }),
+    relayMetricsPort: Type.Integer({ ...r.metricsPort, description: 'HTTP port for the relay GET /metrics; -1 = off' }),
+    ratePps: r.ratePps,
+    rateBps: r.rateBps,
+    idleTimeout: r.idleTimeout,
+    deny: r.deny,
   }),
 } satisfies CommandSpec<any>
 
 export async function main(argv: string[]): Promise<number> {
   return runServerCommand(spec, argv, async (config, open) => {
     const control = startControl(config, { open, generateRelaySecret: true })
-    // RELAY: start the in-process relay here, e.g.
-    //   const relay = await startRelay({ ...relayOptions, control: control.url, relaySecret: control.relaySecret },
-    //                                  { ticketPublicKey: control.ticketPublicKey, ... })
-    // and close it before the control server below.
+    const relayConfig: RelayConfig = {
+      ...defaults(),
+      host: config.host,
+      port: config.relayPort,
+      ports: config.relayPorts,
+      // Unspecified: the control server answers each client with the address it used (CONTRACTS.md "Relays").
+      publicIp: config.publicIp || '0.0.0.0',
+      region: config.region,
+      capacity: config.relayCapacity,
+      metricsPort: config.relayMetricsPort,
+      ratePps: config.ratePps,
+      rateBps: config.rateBps,
+      idleTimeout: config.idleTimeout,
+      deny: config.deny,
+      control: control.url,
+      relaySecret: control.relaySecret,
+    }
+    let relay
+    try {
+      relay = await startRelay(relayConfig, { ticketPublicKey: control.ticketPublicKey, log: createLogger('relay') })
+    } catch (e) {
+      await control.close()
+      throw e
+    }
     return {
       async close() {
+        await relay.close()
         await control.close()
       },
     }
   })
 }
+
+const defaults = () => Value.Default(relaySchema, {}) as RelayConfig

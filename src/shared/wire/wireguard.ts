@@ -47,7 +47,9 @@ export function wgMessageType(b: Uint8Array): WgMessageType | null {
     case WG_COOKIE_REPLY:
       return b.length === WG_COOKIE_REPLY_LEN ? 'cookie' : null
     case WG_TRANSPORT_DATA:
-      return b.length >= WG_TRANSPORT_MIN_LEN && b.length % 16 === 0 ? 'data' : null
+      // wireguard-go pads plaintext to 16 bytes, but the receiver's AEAD check is what rejects a bad one; the
+      // relay only needs "could be data", so it does not insist on the padding.
+      return b.length >= WG_TRANSPORT_MIN_LEN ? 'data' : null
   }
   return null
 }

@@ -1,0 +1,53 @@
+/**
+ * The relay's options: one TypeBox schema feeds flags, LANRAGE_* env, settings (`relay.*`) and --help
+ * (src/shared/config.ts). `lanrage serve` reuses the same schema for the relay it runs in-process.
+ */
+import { Type, type Static } from '@sinclair/typebox'
+
+/** Idle time after which a session's ports are freed: 5 minutes is well above WireGuard's 2-minute rekey. */
+export const DEFAULT_IDLE_TIMEOUT_S = 300
+/**
+ * Per-side token bucket. Games send small packets at 20-128 Hz; a busy side that also carries voice and file
+ * transfers stays far below 20k packets/s and 25 MB/s. The limit is there to stop abuse, not to shape games.
+ */
+export const DEFAULT_RATE_PPS = 20_000
+export const DEFAULT_RATE_BPS = 25_000_000
+/** Burst: how many seconds of the rate the bucket holds. */
+export const DEFAULT_BURST_S = 1
+/** A source that presents this many invalid tickets within the window gets blocked for `blockSeconds`. */
+export const DEFAULT_INVALID_TICKET_LIMIT = 20
+export const DEFAULT_INVALID_TICKET_WINDOW_S = 10
+export const DEFAULT_BLOCK_S = 300
+
+export const relaySchema = Type.Object({
+  host: Type.String({ default: '0.0.0.0', description: 'address to bind the main port and the session ports' }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 51820, description: 'main UDP port: STUN and ALLOCATE' }),
+  ports: Type.String({ pattern: '^\\d{1,5}-\\d{1,5}$', default: '52000-52999', description: 'session port range, one port per side of a session' }),
+  publicIp: Type.String({ default: '', description: 'address clients reach this relay at (default: the first non-loopback IPv4)' }),
+  region: Type.String({ default: 'default', description: 'region reported to the control server' }),
+  capacity: Type.Integer({ minimum: 1, default: 500, description: 'most sessions at once (each takes two ports)' }),
+  control: Type.String({ default: '', description: 'control server URL to register with, e.g. http://203.0.113.10:8667' }),
+  relaySecret: Type.String({ default: '', description: 'shared secret for registering with the control server (X-Relay-Secret)' }),
+  relayId: Type.String({ pattern: '^([0-9a-f]{16})?$', default: '', description: '16 hex digits (default: derived from public ip and port)' }),
+  metricsPort: Type.Integer({ minimum: -1, maximum: 65535, default: -1, description: 'HTTP port for GET /metrics (Prometheus); -1 = off' }),
+  metricsHost: Type.String({ default: '127.0.0.1', description: 'address the metrics HTTP server binds' }),
+  ratePps: Type.Integer({ minimum: 1, default: DEFAULT_RATE_PPS, description: 'per-side limit, packets per second' }),
+  rateBps: Type.Integer({ minimum: 1, default: DEFAULT_RATE_BPS, description: 'per-side limit, bytes per second' }),
+  burstS: Type.Number({ exclusiveMinimum: 0, default: DEFAULT_BURST_S, description: 'token bucket size in seconds of the rate' }),
+  idleTimeout: Type.Integer({ minimum: 1, default: DEFAULT_IDLE_TIMEOUT_S, description: 'seconds without traffic before a session is freed' }),
+  deny: Type.Array(Type.String(), { default: [], description: 'source addresses (IPs or IPv4 CIDRs) always dropped' }),
+  invalidTicketLimit: Type.Integer({ minimum: 1, default: DEFAULT_INVALID_TICKET_LIMIT, description: 'invalid tickets per window before a source is blocked' }),
+  invalidTicketWindow: Type.Integer({ minimum: 1, default: DEFAULT_INVALID_TICKET_WINDOW_S, description: 'window for invalidTicketLimit, seconds' }),
+  blockSeconds: Type.Integer({ minimum: 1, default: DEFAULT_BLOCK_S, description: 'how long an auto-blocked source stays blocked' }),
+  statsInterval: Type.Integer({ minimum: 0, default: 30, description: 'seconds between one-line stats logs (0 = off)' }),
+})
+export type RelayConfig = Static<typeof relaySchema>
+
+export function parsePortRange(s: string): { first: number; last: number } | undefined {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(s)
+  if (!m) return undefined
+  const first = Number(m[1])
+  const last = Number(m[2])
+  if (first < 1 || last > 65535 || first > last) return undefined
+  return { first, last }
+}

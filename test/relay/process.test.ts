@@ -1,0 +1,75 @@
+// The relay as users run it: `lanrage relay` as a process, and a STUN client nobody here wrote (coturn's
+// turnutils_stunclient) against its main port.
+import { describe, expect, test } from 'bun:test'
+import { join } from 'node:path'
+import { createLogger } from '../../src/shared/log.ts'
+import { startRelay } from '../../src/relay/index.ts'
+import { Value } from '@sinclair/typebox/value'
+import { relaySchema, type RelayConfig } from '../../src/relay/config.ts'
+import { decodeBindingResponse, encodeBindingRequest } from '../../src/shared/wire/stun.ts'
+import { peer, portRange, until } from './helpers.ts'
+
+const BIN = join(import.meta.dir, '..', '..', 'bin', 'lanrage')
+const stunclient = Bun.which('turnutils_stunclient')
+if (!stunclient) console.warn('skipping the turnutils_stunclient test: coturn is not installed (apt-get install coturn)')
+
+describe('lanrage relay', () => {
+  test.skipIf(!stunclient)('turnutils_stunclient reads our XOR-MAPPED-ADDRESS: 127.0.0.1 and its own source port', async () => {
+    const lines: string[] = []
+    const config = Value.Default(relaySchema, { host: '127.0.0.1', port: 0, ports: portRange(), statsInterval: 0 }) as RelayConfig
+    const relay = await startRelay(config, { log: createLogger('relay', 'debug', (l) => lines.push(l)), sweepIntervalMs: 0 })
+    try {
+      const p = Bun.spawn([stunclient!, '-p', String(relay.port), '127.0.0.1'], { stdout: 'pipe', stderr: 'pipe' })
+      const timer = setTimeout(() => p.kill(), 10_000)
+      const [out, code] = [await new Response(p.stdout).text(), await p.exited]
+      clearTimeout(timer)
+      expect(code).toBe(0)
+      const m = /UDP reflexive addr: (\d+\.\d+\.\d+\.\d+):(\d+)/.exec(out)
+      expect(m?.[1]).toBe('127.0.0.1')
+      // The port it reports is the one the relay saw the request come from.
+      expect(lines.some((l) => l.includes(`stun binding from=127.0.0.1:${m![2]}`))).toBe(true)
+      expect(relay.stats().stun_responses).toBeGreaterThanOrEqual(1)
+    } finally {
+      await relay.close()
+    }
+  })
+
+  test('runs without --control: warns it cannot take tickets, answers STUN, stops on SIGTERM', async () => {
+    const port = 20000 + Math.floor(Math.random() * 9000)
+    const proc = Bun.spawn([BIN, 'relay', '--host', '127.0.0.1', '--port', String(port), '--ports', portRange(), '--stats-interval', '0'], {
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    const killer = setTimeout(() => proc.kill('SIGKILL'), 15_000)
+    const p = await peer()
+    try {
+      let answered = false
+      for (let i = 0; i < 50 && !answered; i++) {
+        p.send(encodeBindingRequest(), port)
+        answered = await until(() => p.got.length > 0, 100)
+      }
+      expect(answered).toBe(true)
+      expect(decodeBindingResponse(p.got[0]!.buf)).toMatchObject({ ok: true, mapped: { address: '127.0.0.1', port: p.port } })
+      proc.kill('SIGTERM')
+      expect(await proc.exited).toBe(0)
+      const err = await new Response(proc.stderr).text()
+      expect(err).toContain('cannot accept tickets until it knows a control server key')
+      expect(err).toContain('relay listening')
+      expect(err).toContain('shutting down signal=SIGTERM')
+      expect(err).toContain('relay stopped')
+    } finally {
+      clearTimeout(killer)
+      p.close()
+      proc.kill('SIGKILL')
+    }
+  })
+
+  test('bad options exit 2 and name the option', () => {
+    const r = Bun.spawnSync([BIN, 'relay', '--ports', 'abc', '--port', '70000'])
+    expect(r.exitCode).toBe(2)
+    const err = r.stderr.toString()
+    expect(err).toContain('--ports:')
+    expect(err).toContain('--port:')
+    expect(err).toContain('See: lanrage relay --help')
+  })
+})

@@ -1,0 +1,332 @@
+// The relay over real UDP on loopback: STUN, ALLOCATE, forwarding, and everything it must refuse.
+// Addresses other than 127.0.0.1 (127.0.0.2, .3) are still loopback on Linux and stand in for other hosts.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { ed25519 } from '@noble/curves/ed25519.js'
+import { ManualClock } from '../../src/shared/clock.ts'
+import { signTicket, decodeTicket } from '../../src/shared/wire/ticket.ts'
+import { decodeBindingResponse, encodeBindingRequest } from '../../src/shared/wire/stun.ts'
+import { allocate, fakeData, fakeInitiation, type TestSession } from '../../src/relay/testing.ts'
+import type { Relay } from '../../src/relay/index.ts'
+import { peer, settle, testRelay, until, type Peer } from './helpers.ts'
+
+const LO = '127.0.0.1'
+
+/** Allocates both sides and learns both peers' ports with valid handshakes; returns the side ports. */
+async function connect(relay: Relay, s: TestSession, a: Peer, b: Peer) {
+  const ra = await allocate({ host: LO, port: relay.port }, s.ticketA)
+  const rb = await allocate({ host: LO, port: relay.port }, s.ticketB)
+  expect([ra.status, rb.status]).toEqual(['ok', 'ok'])
+  // Each peer's WireGuard sends to its own side's port; mac1 is keyed with the OTHER peer's public key.
+  a.send(fakeInitiation(s.keyB.publicKey), ra.sessionPort)
+  await until(() => relay.sessions()[0]?.sides.a.learned === true || relay.stats().drops.peer_unknown > 0)
+  b.send(fakeInitiation(s.keyA.publicKey), rb.sessionPort)
+  expect(await until(() => a.got.length === 1)).toBe(true) // B's initiation reached A (A was learned)
+  a.got.length = 0
+  return { portA: ra.sessionPort, portB: rb.sessionPort }
+}
+
+describe('relay main port', () => {
+  let t: Awaited<ReturnType<typeof testRelay>>
+  beforeAll(async () => {
+    t = await testRelay()
+  })
+  afterAll(() => t.relay.close())
+
+  test('STUN Binding request → XOR-MAPPED-ADDRESS of the sender', async () => {
+    const p = await peer()
+    try {
+      p.send(encodeBindingRequest(), t.relay.port)
+      expect(await until(() => p.got.length > 0)).toBe(true)
+      const r = decodeBindingResponse(p.got[0]!.buf)
+      expect(r).toMatchObject({ ok: true, mapped: { address: LO, port: p.port, family: 'IPv4' } })
+      expect(t.relay.stats().stun_responses).toBeGreaterThanOrEqual(1)
+    } finally {
+      p.close()
+    }
+  })
+
+  test('ALLOCATE gives one port per side, reports the observed source, and is idempotent', async () => {
+    const s = t.issuer.session()
+    const a1 = await allocate({ host: LO, port: t.relay.port }, s.ticketA)
+    const a2 = await allocate({ host: LO, port: t.relay.port }, s.ticketA)
+    const b1 = await allocate({ host: LO, port: t.relay.port }, s.ticketB)
+    expect(a1).toMatchObject({ status: 'ok', side: 'a', idleTimeoutSec: 300, observed: { address: LO, family: 'IPv4' } })
+    expect(a1.sessionId).toEqual(s.sessionId)
+    expect(a2.sessionPort).toBe(a1.sessionPort)
+    expect(b1).toMatchObject({ status: 'ok', side: 'b' })
+    expect(b1.sessionPort).not.toBe(a1.sessionPort)
+    const [lo, hi] = t.config.ports.split('-').map(Number)
+    for (const p of [a1.sessionPort, b1.sessionPort]) expect(p >= lo! && p <= hi!).toBe(true)
+    expect(t.relay.sessionPorts()).toContainEqual({ session_id: Buffer.from(s.sessionId).toString('hex'), party_id: s.partyId, a: a1.sessionPort, b: b1.sessionPort })
+  })
+
+  test('forged, expired, wrong-relay and other-party tickets are refused and counted', async () => {
+    const before = t.relay.stats().drops
+    const s = t.issuer.session()
+    const forger = ed25519.keygen()
+    const d = decodeTicket(s.ticketA)
+    if (!d.ok) throw new Error(d.error)
+    const forged = signTicket(d.ticket, forger.secretKey)
+    const expired = t.issuer.session({ notAfter: Math.floor(Date.now() / 1000) - 10 })
+    const otherRelay = t.issuer.session({ relayId: 'ffffffffffffffff' })
+    const r1 = await allocate({ host: LO, port: t.relay.port }, forged)
+    const r2 = await allocate({ host: LO, port: t.relay.port }, expired.ticketA)
+    const r3 = await allocate({ host: LO, port: t.relay.port }, otherRelay.ticketA)
+    expect([r1.status, r2.status, r3.status]).toEqual(['bad_ticket', 'expired_ticket', 'wrong_relay'])
+    expect([r1.sessionPort, r2.sessionPort, r3.sessionPort]).toEqual([0, 0, 0])
+    // A genuine ticket for the same session id but another party (or other keys) is not one of this session's.
+    expect((await allocate({ host: LO, port: t.relay.port }, s.ticketA)).status).toBe('ok')
+    const replay = signTicket({ ...d.ticket, side: 'b', partyId: 'abcdefabcdef' }, t.issuer.secretKey)
+    expect((await allocate({ host: LO, port: t.relay.port }, replay)).status).toBe('bad_ticket')
+    const swapped = signTicket({ ...d.ticket, side: 'b', holderKey: d.ticket.holderKey, otherKey: d.ticket.otherKey }, t.issuer.secretKey)
+    expect((await allocate({ host: LO, port: t.relay.port }, swapped)).status).toBe('bad_ticket')
+    const after = t.relay.stats().drops
+    expect(after.bad_ticket - before.bad_ticket).toBe(3)
+    expect(after.expired_ticket - before.expired_ticket).toBe(1)
+    expect(after.wrong_relay - before.wrong_relay).toBe(1)
+  })
+
+  test('a side is locked to the IP that claimed it', async () => {
+    const s = t.issuer.session()
+    expect((await allocate({ host: LO, port: t.relay.port }, s.ticketA)).status).toBe('ok')
+    const other = await allocate({ host: LO, port: t.relay.port }, s.ticketA, { localHost: '127.0.0.2' })
+    expect(other).toMatchObject({ status: 'side_taken', sessionPort: 0, observed: { address: '127.0.0.2' } })
+  })
+
+  test('garbage on the main port is dropped and counted, never answered', async () => {
+    const p = await peer()
+    try {
+      const before = t.relay.stats().drops
+      p.send(new Uint8Array([1, 2, 3]), t.relay.port)
+      p.send(fakeInitiation(new Uint8Array(32)), t.relay.port)
+      await until(() => t.relay.stats().drops.unknown_message - before.unknown_message === 2)
+      expect(t.relay.stats().drops.unknown_message - before.unknown_message).toBe(2)
+      await Bun.sleep(50)
+      expect(p.got.length).toBe(0)
+    } finally {
+      p.close()
+    }
+  })
+})
+
+describe('relay forwarding and what it refuses', () => {
+  let t: Awaited<ReturnType<typeof testRelay>>
+  const clock = new ManualClock(Date.now())
+  const peers: Peer[] = []
+  const mk = async (host = LO) => {
+    const p = await peer(host)
+    peers.push(p)
+    return p
+  }
+  beforeAll(async () => {
+    t = await testRelay({ ratePps: 100, burstS: 1, idleTimeout: 60 }, { clock })
+  })
+  afterAll(async () => {
+    for (const p of peers) p.close()
+    await t.relay.close()
+  })
+
+  test('both directions forward the same bytes, and each peer only ever sees the relay', async () => {
+    const s = t.issuer.session()
+    const [a, b] = [await mk(), await mk()]
+    const { portA, portB } = await connect(t.relay, s, a, b)
+    const ping = fakeData(200, 0x11)
+    const pong = fakeData(1400, 0x22)
+    a.send(ping, portA)
+    b.send(pong, portB)
+    expect(await until(() => a.got.length === 1 && b.got.length >= 1)).toBe(true)
+    const atB = b.got.at(-1)!
+    const atA = a.got[0]!
+    expect(Buffer.from(atB.buf).equals(Buffer.from(ping))).toBe(true)
+    expect(Buffer.from(atA.buf).equals(Buffer.from(pong))).toBe(true)
+    // B hears from the relay's B port, A from the relay's A port: neither learns the other's address.
+    expect([atB.address, atB.port]).toEqual([LO, portB])
+    expect([atA.address, atA.port]).toEqual([LO, portA])
+    const st = t.relay.sessions().find((x) => x.session_id === Buffer.from(s.sessionId).toString('hex'))!
+    expect(st.sides.a.forwarded).toBeGreaterThanOrEqual(1)
+    expect(st.sides.b.forwarded).toBeGreaterThanOrEqual(2)
+  })
+
+  test('traffic from an address without a session is never forwarded (0 out, counted by reason)', async () => {
+    const s = t.issuer.session()
+    const [a, b] = [await mk(), await mk()]
+    const { portA, portB } = await connect(t.relay, s, a, b)
+    const intruder = await mk('127.0.0.2')
+    const before = t.relay.stats()
+    for (let i = 0; i < 20; i++) {
+      intruder.send(fakeData(100), portA)
+      intruder.send(fakeInitiation(s.keyB.publicKey), portA) // even with a valid mac1: wrong IP
+      intruder.send(fakeData(100), portB)
+    }
+    await until(() => t.relay.stats().drops.wrong_source - before.drops.wrong_source >= 60)
+    await Bun.sleep(50)
+    const after = t.relay.stats()
+    expect(after.forwarded - before.forwarded).toBe(0)
+    expect(after.drops.wrong_source - before.drops.wrong_source).toBe(60)
+    expect(a.got.length + b.got.length + intruder.got.length).toBe(0)
+  })
+
+  test('an unclaimed side drops everything as no_session', async () => {
+    const s = t.issuer.session()
+    const ra = await allocate({ host: LO, port: t.relay.port }, s.ticketA)
+    const rb = t.relay.sessionPorts().find((x) => x.session_id === Buffer.from(s.sessionId).toString('hex'))!.b
+    const p = await mk()
+    const before = t.relay.stats()
+    for (let i = 0; i < 5; i++) p.send(fakeInitiation(s.keyA.publicKey), rb)
+    await until(() => t.relay.stats().drops.no_session - before.drops.no_session >= 5)
+    expect(t.relay.stats().drops.no_session - before.drops.no_session).toBe(5)
+    expect(t.relay.stats().forwarded - before.forwarded).toBe(0)
+    expect(ra.status).toBe('ok')
+  })
+
+  test('bad mac1 from the right IP but another port is dropped and does not move the side', async () => {
+    const s = t.issuer.session()
+    const [a, b] = [await mk(), await mk()]
+    const { portA } = await connect(t.relay, s, a, b)
+    const sameIp = await mk()
+    const before = t.relay.stats()
+    sameIp.send(fakeInitiation(s.keyA.publicKey), portA) // keyed for A itself, not for B: invalid here
+    const tampered = fakeInitiation(s.keyB.publicKey)
+    tampered[20] = tampered[20]! ^ 1
+    sameIp.send(tampered, portA)
+    sameIp.send(fakeData(64), portA) // data from an unlearned port
+    await until(() => t.relay.stats().drops.bad_mac1 - before.drops.bad_mac1 >= 2 && t.relay.stats().drops.wrong_source > before.drops.wrong_source)
+    await Bun.sleep(50)
+    expect(t.relay.stats().drops.bad_mac1 - before.drops.bad_mac1).toBe(2)
+    expect(t.relay.stats().forwarded - before.forwarded).toBe(0)
+    expect(b.got.length).toBe(0)
+    // A still owns the side: its data still flows.
+    a.send(fakeData(64), portA)
+    expect(await until(() => b.got.length === 1)).toBe(true)
+  })
+
+  test('a valid handshake from a new port moves the side (roaming)', async () => {
+    const s = t.issuer.session()
+    const [a, b] = [await mk(), await mk()]
+    const { portA, portB } = await connect(t.relay, s, a, b)
+    const a2 = await mk()
+    a2.send(fakeInitiation(s.keyB.publicKey), portA)
+    expect(await until(() => b.got.length === 1)).toBe(true)
+    b.send(fakeData(48), portB)
+    expect(await until(() => a2.got.length === 1)).toBe(true)
+    await Bun.sleep(30)
+    expect(a.got.length).toBe(0)
+  })
+
+  test('a flood of N datagrams produces at most N forwarded, and the rate limit holds', async () => {
+    const s = t.issuer.session()
+    const [a, b] = [await mk(), await mk()]
+    const { portA } = await connect(t.relay, s, a, b)
+    clock.advance(2000) // refill A's bucket: 100 packets/s, burst 1 s
+    const before = t.relay.stats()
+    const N = 400
+    for (let i = 0; i < N; i++) a.send(fakeData(64), portA)
+    await settle(() => t.relay.stats().packets_in) // loopback may drop some of a burst; count what arrived
+    const after = t.relay.stats()
+    const inN = after.packets_in - before.packets_in
+    const out = after.forwarded - before.forwarded
+    const limited = after.drops.rate_limited - before.drops.rate_limited
+    expect(inN).toBeLessThanOrEqual(N)
+    expect(out).toBeLessThanOrEqual(inN)
+    expect(out).toBe(100) // the clock did not move: exactly one bucket's worth
+    expect(limited).toBe(inN - 100)
+    expect(b.got.length).toBe(100)
+    clock.advance(500) // half a second refills 50
+    for (let i = 0; i < 80; i++) a.send(fakeData(64), portA)
+    await settle(() => t.relay.stats().packets_in)
+    expect(t.relay.stats().forwarded - after.forwarded).toBe(50)
+  })
+
+  test('idle expiry frees the ports', async () => {
+    const s = t.issuer.session()
+    const [a, b] = [await mk(), await mk()]
+    const { portA, portB } = await connect(t.relay, s, a, b)
+    const id = Buffer.from(s.sessionId).toString('hex')
+    clock.advance(30_000)
+    t.relay.sweep()
+    expect(t.relay.sessionPorts().some((x) => x.session_id === id)).toBe(true)
+    clock.advance(61_000)
+    expect(t.relay.sweep()).toBeGreaterThanOrEqual(1)
+    expect(t.relay.sessionPorts().some((x) => x.session_id === id)).toBe(false)
+    // The ports are really closed: we can bind them ourselves now.
+    for (const port of [portA, portB]) {
+      const sock = await Bun.udpSocket({ hostname: t.config.host, port })
+      expect(sock.port).toBe(port)
+      sock.close()
+    }
+    expect(t.relay.stats().sessions_expired).toBeGreaterThanOrEqual(1)
+  })
+})
+
+describe('relay abuse controls', () => {
+  test('a source flooding invalid tickets gets blocked; the deny list drops from the start', async () => {
+    const t = await testRelay({ invalidTicketLimit: 5, deny: ['127.0.0.3', '10.0.0.0/8'] })
+    const bad = await peer('127.0.0.2')
+    const denied = await peer('127.0.0.3')
+    try {
+      const junk = t.issuer.session({ notAfter: 1 }).ticketA // expired: invalid
+      for (let i = 0; i < 5; i++) expect((await allocate({ host: LO, port: t.relay.port }, junk, { localHost: '127.0.0.2' })).status).toBe('expired_ticket')
+      expect(t.relay.stats().blocked_sources).toBe(1)
+      bad.send(encodeBindingRequest(), t.relay.port)
+      denied.send(encodeBindingRequest(), t.relay.port)
+      await until(() => t.relay.stats().drops.blocked >= 2)
+      await Bun.sleep(50)
+      expect(t.relay.stats().drops.blocked).toBe(2)
+      expect(bad.got.length + denied.got.length).toBe(0)
+      // Others are unaffected.
+      const s = t.issuer.session()
+      expect((await allocate({ host: LO, port: t.relay.port }, s.ticketA)).status).toBe('ok')
+    } finally {
+      bad.close()
+      denied.close()
+      await t.relay.close()
+    }
+  })
+
+  test('without a control key ALLOCATE is answered no_control_key, STUN still works', async () => {
+    const t = await testRelay({}, { withKey: false })
+    try {
+      const p = await peer()
+      p.send(encodeBindingRequest(), t.relay.port)
+      expect(await until(() => p.got.length > 0)).toBe(true)
+      expect(decodeBindingResponse(p.got[0]!.buf)).toMatchObject({ ok: true, mapped: { address: LO, port: p.port } })
+      p.close()
+      const s = t.issuer.session()
+      expect((await allocate({ host: LO, port: t.relay.port }, s.ticketA)).status).toBe('no_control_key')
+      expect(t.relay.stats().control_key_known).toBe(false)
+      t.relay.setTicketPublicKey(t.issuer.publicKey)
+      expect((await allocate({ host: LO, port: t.relay.port }, s.ticketA)).status).toBe('ok')
+    } finally {
+      await t.relay.close()
+    }
+  })
+
+  test('capacity reached → no_ports', async () => {
+    const t = await testRelay({ capacity: 1 })
+    try {
+      expect((await allocate({ host: LO, port: t.relay.port }, t.issuer.session().ticketA)).status).toBe('ok')
+      expect((await allocate({ host: LO, port: t.relay.port }, t.issuer.session().ticketA)).status).toBe('no_ports')
+      expect(t.relay.stats().drops.no_ports).toBe(1)
+    } finally {
+      await t.relay.close()
+    }
+  })
+
+  test('GET /metrics serves Prometheus text', async () => {
+    const t = await testRelay({ metricsPort: 0 })
+    try {
+      const res = await fetch(`http://127.0.0.1:${t.relay.metricsPort}/metrics`)
+      expect(res.status).toBe(200)
+      expect(res.headers.get('content-type')).toContain('text/plain')
+      const text = await res.text()
+      expect(text).toContain('# TYPE lanrage_relay_forwarded_total counter')
+      expect(text).toContain('lanrage_relay_dropped_total{reason="bad_mac1"} 0')
+      expect(text).toContain('lanrage_relay_control_key_known 1')
+      const nf = await fetch(`http://127.0.0.1:${t.relay.metricsPort}/nope`)
+      expect(nf.status).toBe(404)
+      expect((await nf.json()) as unknown).toEqual({ error: { code: 'ROUTE_NOT_FOUND', message: 'not found' } })
+    } finally {
+      await t.relay.close()
+    }
+  })
+})
