@@ -64,6 +64,8 @@ export function defaultPublicIp(host: string): string {
 }
 
 const SWEEP_MS = 5000
+/** How many times ALLOCATE tries fresh ports when a session port cannot be bound (held by another program). */
+const BIND_RETRIES = 4
 
 export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Promise<Relay> {
   const log = deps.log ?? createLogger('relay')
@@ -163,30 +165,38 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       noteInvalid(ip, now)
       return
     }
-    const d = table.allocate(req.value.ticket, ip, now)
-    if (d.status !== 'ok') {
-      metrics.drops[d.reason]++
-      if (d.reason === 'bad_ticket' || d.reason === 'expired_ticket' || d.reason === 'wrong_relay') noteInvalid(ip, now)
-      // Echo side and session id when the ticket is readable (unverified: the requester's own bytes).
-      const t = decodeTicket(req.value.ticket)
-      const ticket = t.ok ? t.ticket : undefined
-      log.debug('allocate refused', { from: `${ip}:${port}`, reason: d.reason })
-      return respond(sock, port, ip, req.value.transactionId, d.status, { side: ticket?.side, sessionId: ticket?.sessionId })
+    const txid = req.value.transactionId
+    // A port someone else holds fails to bind: it is skipped from then on and the allocation is retried.
+    const attempt = (left: number): void => {
+      const d = table.allocate(req.value.ticket, ip, now)
+      if (d.status !== 'ok') {
+        metrics.drops[d.reason]++
+        if (d.reason === 'bad_ticket' || d.reason === 'expired_ticket' || d.reason === 'wrong_relay') noteInvalid(ip, now)
+        // Echo side and session id when the ticket is readable (unverified: the requester's own bytes).
+        const t = decodeTicket(req.value.ticket)
+        const ticket = t.ok ? t.ticket : undefined
+        log.debug('allocate refused', { from: `${ip}:${port}`, reason: d.reason })
+        return respond(sock, port, ip, txid, d.status, { side: ticket?.side, sessionId: ticket?.sessionId })
+      }
+      const { session, side } = d
+      const answer = (ok: boolean) => {
+        if (!ok) {
+          if (left > 0 && !closed) return attempt(left - 1)
+          metrics.drops.no_ports++
+          return respond(sock, port, ip, txid, 'no_ports', { side: side.name, sessionId: session.sessionId })
+        }
+        metrics.allocateOk++
+        respond(sock, port, ip, txid, 'ok', { side: side.name, sessionPort: side.port, sessionId: session.sessionId })
+      }
+      if (session.ready) return answer(true)
+      let p = binding.get(session)
+      if (!p) {
+        p = bindSession(session)
+        binding.set(session, p)
+      }
+      void p.then(answer)
     }
-    const { session, side } = d
-    const answer = (ok: boolean) => {
-      if (!ok) return respond(sock, port, ip, req.value.transactionId, 'no_ports', { side: side.name, sessionId: session.sessionId })
-      metrics.allocateOk++
-      respond(sock, port, ip, req.value.transactionId, 'ok', { side: side.name, sessionPort: side.port, sessionId: session.sessionId })
-    }
-    if (session.ready) return answer(true)
-    let p = binding.get(session)
-    if (!p) {
-      metrics.sessionsOpened++
-      p = bindSession(session)
-      binding.set(session, p)
-    }
-    void p.then(answer)
+    attempt(BIND_RETRIES)
   }
 
   function noteInvalid(ip: string, now: number) {
@@ -242,6 +252,7 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       if (closed || !table.sessions.has(s.id)) throw new Error('relay closed while binding')
       for (const sock of socks) sockets.add(sock)
       s.ready = true
+      metrics.sessionsOpened++
       log.info('session opened', { session: s.id.slice(0, 8), party: s.partyId, port_a: s.a.port, port_b: s.b.port })
       return true
     } catch (e) {
@@ -257,6 +268,7 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   function sweep(): number {
     const now = clock.now()
     guard.prune(now)
+    table.unbindable.clear() // ports held by others may be free again
     const gone = table.expire(now)
     for (const s of gone) {
       for (const side of [s.a, s.b]) {

@@ -312,6 +312,22 @@ describe('relay abuse controls', () => {
     }
   })
 
+  test('ports held by another program are skipped, the allocation still succeeds', async () => {
+    const base = 20000 + Math.floor(Math.random() * 2000) * 4
+    const held = [await Bun.udpSocket({ hostname: LO, port: base }), await Bun.udpSocket({ hostname: LO, port: base + 1 })]
+    const t = await testRelay({ ports: `${base}-${base + 3}` })
+    try {
+      const s = t.issuer.session()
+      const ra = await allocate({ host: LO, port: t.relay.port }, s.ticketA)
+      const rb = await allocate({ host: LO, port: t.relay.port }, s.ticketB)
+      expect([ra.status, rb.status]).toEqual(['ok', 'ok'])
+      expect([ra.sessionPort, rb.sessionPort].sort()).toEqual([base + 2, base + 3])
+    } finally {
+      for (const h of held) h.close()
+      await t.relay.close()
+    }
+  })
+
   test('GET /metrics serves Prometheus text', async () => {
     const t = await testRelay({ metricsPort: 0 })
     try {
