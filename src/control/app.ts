@@ -304,14 +304,14 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
           svc.authenticate(request.headers.get('authorization'), query.token)
         },
         open(ws) {
-          let peerId: string
+          let peerId: string, tokenHash: string
           try {
-            peerId = svc.authenticate(ws.data.request.headers.get('authorization'), ws.data.query.token)
+            ;({ peerId, tokenHash } = svc.authenticateToken(ws.data.request.headers.get('authorization'), ws.data.query.token))
           } catch {
             ws.close(4001, 'unauthorized')
             return
           }
-          const sock: LiveSocket = { id: ws.id, send: (text) => ws.raw.send(text), close: (code, reason) => ws.raw.close(code, reason) }
+          const sock: LiveSocket = { id: ws.id, tokenHash, send: (text) => ws.raw.send(text), close: (code, reason) => ws.raw.close(code, reason) }
           sockets.set(ws.id, { peerId, sock })
           svc.hub.add(peerId, sock)
           ws.raw.send(JSON.stringify({ type: 'hello', peer_id: peerId, parties: svc.partiesOf(peerId) }))

@@ -5,6 +5,8 @@
  */
 export interface LiveSocket {
   readonly id: string
+  /** SHA-256 of the bearer token the socket was opened with. */
+  readonly tokenHash?: string
   send(text: string): unknown
   close(code?: number, reason?: string): unknown
 }
@@ -38,6 +40,13 @@ export class Hub {
   sendToAll(peerIds: Iterable<string>, msg: unknown): void {
     const text = JSON.stringify(msg)
     for (const p of peerIds) this.sendTo(p, msg, text)
+  }
+
+  /** Closes the peer's sockets that were opened with this token (revoked or expired). */
+  closeToken(peerId: string, tokenHash: string, code: number, reason: string): void {
+    const set = this.byPeer.get(peerId)
+    if (!set) return
+    for (const ws of [...set.values()]) if (ws.tokenHash === tokenHash) ws.close(code, reason)
   }
 
   isOnline(peerId: string): boolean {

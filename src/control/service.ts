@@ -209,6 +209,11 @@ export class ControlService {
 
   /** Bearer token → peer_id; 401 for a missing, unknown, revoked or expired token. */
   authenticate(authorization: string | null | undefined, queryToken?: string): string {
+    return this.authenticateToken(authorization, queryToken).peerId
+  }
+
+  /** Like authenticate, also returning the token's hash (a WebSocket remembers it, so a revoke can close it). */
+  authenticateToken(authorization: string | null | undefined, queryToken?: string): { peerId: string; tokenHash: string } {
     let token = queryToken
     if (authorization) {
       const m = /^Bearer\s+(\S+)$/i.exec(authorization)
@@ -216,7 +221,8 @@ export class ControlService {
       token = m[1]
     }
     if (!token) throw unauthorized('missing bearer token (Authorization: Bearer <token>)')
-    return this.tokenPeer(hashToken(token))
+    const tokenHash = hashToken(token)
+    return { peerId: this.tokenPeer(tokenHash), tokenHash }
   }
 
   private tokenPeer(hash: string): string {
@@ -241,11 +247,12 @@ export class ControlService {
     })
   }
 
+  /** Ends a token, and the WebSockets opened with it (close code 4001). */
   revoke(authorization: string | null | undefined) {
-    this.authenticate(authorization)
-    const hash = hashToken(/^Bearer\s+(\S+)$/i.exec(authorization!)![1]!)
-    this.repo.deleteToken(hash)
-    this.tokenCache.delete(hash)
+    const { peerId, tokenHash } = this.authenticateToken(authorization)
+    this.repo.deleteToken(tokenHash)
+    this.tokenCache.delete(tokenHash)
+    this.hub.closeToken(peerId, tokenHash, 4001, 'token revoked')
     return { status: 'revoked' as const }
   }
 
@@ -654,7 +661,11 @@ export class ControlService {
       }
     }
     const purged = this.repo.purgeExpired(now, now - this.config.relayTimeoutS * 1000)
-    for (const [h, t] of this.tokenCache) if (t.expiresAt <= now) this.tokenCache.delete(h)
+    for (const [h, t] of this.tokenCache)
+      if (t.expiresAt <= now) {
+        this.tokenCache.delete(h)
+        this.hub.closeToken(t.peerId, h, 4001, 'token expired')
+      }
     for (const [ip, w] of this.rate) if (now - w.windowStart >= 60_000) this.rate.delete(ip)
     const out = { peers_removed: removed, parties_deleted: deleted, ...purged, relays: purged.relays.length }
     if (removed || deleted || purged.relays.length) this.log.info('cleanup', out)

@@ -1,6 +1,6 @@
 // WebSocket live updates: order and content of events for join, update, leave, removal, party deletion; signals.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { registeredPeers, startServer, TestSocket, type TestPeer, type TestServer } from './helpers.ts'
+import { registeredPeers, startServer, TestPeer, TestSocket, unb64, type TestServer } from './helpers.ts'
 
 let s: TestServer
 let host: TestPeer, guest: TestPeer, third: TestPeer
@@ -200,5 +200,44 @@ describe('signals', () => {
     const r4 = await host.call('POST', `/parties/${id}/signals`, { type: 'punch' })
     expect(r4.status).toBe(422)
     expect(r4.body.error.message).toContain('body.to_peer_id')
+  })
+})
+
+describe('token end', () => {
+  test('revoking a token closes the sockets opened with it (4001), not those of another token', async () => {
+    const t = await startServer()
+    try {
+      const [p] = (await registeredPeers(t.base, 1)) as [TestPeer]
+      // The same key registered twice: one peer, two tokens.
+      const other = await new TestPeer(t.base, { secretKey: new Uint8Array(p.secretKey), publicKey: new Uint8Array(unb64(p.publicKey)) }).register()
+      expect(other.peerId).toBe(p.peerId)
+      const a = await p.ws()
+      await a.next()
+      const b = await other.ws()
+      await b.next()
+      expect((await p.call('POST', '/auth/revoke')).status).toBe(200)
+      for (let i = 0; i < 100 && !a.closed; i++) await Bun.sleep(10)
+      expect(a.closed).toEqual({ code: 4001, reason: 'token revoked' })
+      b.send({ type: 'ping' })
+      expect(await b.next()).toEqual({ type: 'pong' })
+      b.close()
+    } finally {
+      await t.stop()
+    }
+  })
+
+  test('the cleanup pass closes sockets whose token expired', async () => {
+    const t = await startServer()
+    try {
+      const [p] = (await registeredPeers(t.base, 1)) as [TestPeer]
+      const a = await p.ws()
+      await a.next()
+      t.clock.advance(86_400_000)
+      t.service.cleanup()
+      for (let i = 0; i < 100 && !a.closed; i++) await Bun.sleep(10)
+      expect(a.closed).toEqual({ code: 4001, reason: 'token expired' })
+    } finally {
+      await t.stop()
+    }
   })
 })
