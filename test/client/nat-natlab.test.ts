@@ -7,7 +7,9 @@ import { BIN, hasTurnserver, isRoot, REPO, startTurnserver } from './helpers.ts'
 
 const TOPO = join(REPO, '..', 'shared', 'natlab', 'topo.sh')
 const topoExists = await Bun.file(TOPO).exists()
-const env = { ...process.env, LR_NS: 'lrc' }
+// Whole-suite runs may overlap (CI, other helpers): a namespace prefix per process, still starting with lrc.
+const P = `lrc${(process.pid % 46656).toString(36)}`
+const env = { ...process.env, LR_NS: P }
 const canRun = isRoot && hasTurnserver && topoExists && Bun.spawnSync([TOPO, 'check'], { env }).exitCode === 0
 if (!canRun) console.warn(`nat-natlab.test: needs root, coturn and ${TOPO} (natlab check passing); skipped`)
 
@@ -24,7 +26,7 @@ describe.skipIf(!canRun)('NAT detection in natlab', () => {
   beforeAll(() => {
     const up = Bun.spawnSync([TOPO, 'up', 'cone', 'symmetric'], { env })
     if (up.exitCode !== 0) throw new Error(`natlab up failed: ${up.stderr.toString()}`)
-    procs = [startTurnserver('203.0.113.10', 3478, 'lrc-pub'), startTurnserver('203.0.113.10', 3479, 'lrc-pub')]
+    procs = [startTurnserver('203.0.113.10', 3478, `${P}-pub`), startTurnserver('203.0.113.10', 3479, `${P}-pub`)]
   }, 30_000)
   afterAll(() => {
     for (const p of procs) p.kill()
@@ -32,7 +34,7 @@ describe.skipIf(!canRun)('NAT detection in natlab', () => {
   })
 
   test('behind a cone NAT: same mapping for both servers, port preserved, reported as a cone', () => {
-    const r = natIn('lrc-peer1', 51820)
+    const r = natIn(`${P}-peer1`, 51820)
     expect(r.failures).toEqual([])
     expect(r.mappingVariesByDestination).toBe(false)
     expect(r.natType).toBe('port_restricted_cone')
@@ -40,7 +42,7 @@ describe.skipIf(!canRun)('NAT detection in natlab', () => {
   }, 60_000)
 
   test('behind a symmetric NAT: the mapping varies by destination', () => {
-    const r = natIn('lrc-peer2', 51820)
+    const r = natIn(`${P}-peer2`, 51820)
     expect(r.failures).toEqual([])
     expect(r.mappings).toHaveLength(2)
     expect(r.mappings[0].mapped).not.toBe(r.mappings[1].mapped)
