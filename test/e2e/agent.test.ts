@@ -29,7 +29,7 @@ interface AgentHandle {
 }
 
 /** One natlab + server per scenario; every process and namespace goes away in afterAll, pass or fail. */
-function scenario(kinds: NatKind[], stunTargets: 1 | 2 = 2) {
+function scenario(kinds: NatKind[], stunTargets: 1 | 2 = 2, serverArgs: string[] = []) {
   const ctx = { lab: null as Natlab | null, dir: '', agents: [] as AgentHandle[] }
   const cleanup = async () => {
     await ctx.lab?.down()
@@ -40,7 +40,7 @@ function scenario(kinds: NatKind[], stunTargets: 1 | 2 = 2) {
     ctx.dir = mkdtempSync(join(tmpdir(), 'lra-e2e-'))
     ctx.lab = Natlab.up(kinds)
     try {
-      await startServers(ctx.lab, ctx.dir, stunTargets)
+      await startServers(ctx.lab, ctx.dir, stunTargets, serverArgs)
     } catch (e) {
       // bun does not run afterAll when beforeAll throws: clean up here.
       console.error(ctx.lab.logs())
@@ -55,14 +55,14 @@ function scenario(kinds: NatKind[], stunTargets: 1 | 2 = 2) {
 
 
   /** Starts `lanrage up` for gamer n; resolves once it printed its party id and virtual IP. */
-  async function up(n: number, party: { create: string } | { join: string }): Promise<AgentHandle> {
+  async function up(n: number, party: { create: string } | { join: string }, extra: string[] = []): Promise<AgentHandle> {
     const lab = ctx.lab!
     const home = join(ctx.dir, `home${n}`)
     const iface = `${NS_PREFIX}w${n}` // unique across concurrent runs: wireguard-go sockets are machine-wide
     lab.trackInterface(iface)
     const ns = Natlab.ns(`peer${n}`)
     const args = 'create' in party ? ['--create', party.create] : ['--join', party.join]
-    const proc = lab.spawn(ns, [process.execPath, CLI, 'up', '--control', CONTROL, ...args, '--interface', iface], { LANRAGE_HOME: home }, `agent${n}`)
+    const proc = lab.spawn(ns, [process.execPath, CLI, 'up', '--control', CONTROL, ...args, '--interface', iface, ...extra], { LANRAGE_HOME: home }, `agent${n}`)
     const partyId = (await proc.waitFor(/^party_id: ([0-9a-f]{12})$/m, 10_000))[1]!
     const vip = (await proc.waitFor(/^virtual_ip: (\S+)$/m, 10_000))[1]!
     const a = { n, proc, home, iface, ns, partyId, vip }
@@ -86,13 +86,13 @@ function scenario(kinds: NatKind[], stunTargets: 1 | 2 = 2) {
  * Before the relay exists: `lanrage control` with two coturn STUN servers entered in its relay registry (the
  * agents find STUN targets only through `GET /relays`); they cannot ALLOCATE, so only direct scenarios run.
  */
-async function startServers(lab: Natlab, dir: string, stunTargets: 1 | 2) {
+async function startServers(lab: Natlab, dir: string, stunTargets: 1 | 2, serverArgs: string[]) {
   const pub = Natlab.ns('pub')
   const db = join(dir, 'control.db')
   const env = { LANRAGE_HOME: join(dir, 'server') }
   const server = HAVE_RELAY
-    ? lab.spawn(pub, [process.execPath, CLI, 'serve', '--host', '0.0.0.0', '--port', '8667', '--db', db, '--relay-secret', RELAY_SECRET], env, 'serve')
-    : lab.spawn(pub, [process.execPath, CLI, 'control', '--host', '0.0.0.0', '--port', '8667', '--db', db, '--relay-secret', RELAY_SECRET], env, 'control')
+    ? lab.spawn(pub, [process.execPath, CLI, 'serve', '--host', '0.0.0.0', '--port', '8667', '--db', db, '--relay-secret', RELAY_SECRET, ...serverArgs], env, 'serve')
+    : lab.spawn(pub, [process.execPath, CLI, 'control', '--host', '0.0.0.0', '--port', '8667', '--db', db, '--relay-secret', RELAY_SECRET, ...serverArgs], env, 'control')
   if (HAVE_RELAY && stunTargets === 2) {
     lab.spawn(
       pub,
@@ -301,4 +301,32 @@ describe.skipIf(!!relaySkip)('lanrage up: cone / symmetric, one relay (NAT types
       throw e
     }
   }, 40_000)
+})
+
+describe.skipIf(!!skip)('lanrage up: dropped by the control server, the agent rejoins', () => {
+  // The server drops members silent for 2 s here; gamer 2's router stops passing its control traffic for a while.
+  const s = scenario(['cone', 'cone'], 2, ['--peer-timeout-s', '2', '--cleanup-interval-s', '0.5'])
+  test('the others see it leave (timeout) and come back, and the tunnel works again', async () => {
+    const lab = s.ctx.lab!
+    const block = (op: '-I' | '-D') => lab.exec(Natlab.ns('nat2'), ['iptables', op, 'FORWARD', '-p', 'tcp', '-d', PUB_IP, '--dport', '8667', '-j', 'DROP'])
+    try {
+      const a1 = await s.up(1, { create: 'flaky' }, ['--heartbeat-interval', '0.5'])
+      const a2 = await s.up(2, { join: a1.partyId }, ['--heartbeat-interval', '0.5'])
+      await lab.waitForPing(a1.ns, a2.vip, 10_000)
+      const id2 = status(a2).self.peer_id
+      expect(block('-I').code).toBe(0)
+      await until('a1 drops a2 (timeout)', () => status(a1).peers.length, (n) => n === 0, 10_000)
+      expect(block('-D').code).toBe(0)
+      await until('a1 sees a2 again', () => status(a1).peers.map((p) => p.peer_id), (ids) => ids.includes(id2), 20_000)
+      await a2.proc.waitFor(/rejoined the party/, 5000)
+      await lab.waitForPing(a1.ns, a2.vip, 10_000)
+      await lab.waitForPing(a2.ns, a1.vip, 2_000)
+      for (const a of [a2, a1]) expect(lanrage(['down'], a).code).toBe(0)
+    } catch (e) {
+      console.error(s.logs())
+      throw e
+    } finally {
+      block('-D')
+    }
+  }, 60_000)
 })

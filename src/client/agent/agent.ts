@@ -13,13 +13,12 @@
 import type { Logger } from '../../shared/log.ts'
 import type { ControlPlane, NatType, PartyInfo, PeerInfo, RelayOffer } from '../control/types.ts'
 import { localEndpoints } from '../nat/detect.ts'
+import { ControlMissingError } from '../control/errors.ts'
 import { type ConnAction, type ConnContext, type ConnEvent, type ConnState, DEFAULT_TIMING, type ConnTiming, pathOf, startConn, stepConn } from '../punch/conn.ts'
 import type { WgStatus, WgPeerConfig } from '../wireguard/config.ts'
 
 /** How often the agent reads WireGuard's counters and ticks the machines. */
 export const POLL_MS = 200
-/** Heartbeat period: well under the control server's 5-minute silence limit, and carries endpoint changes. */
-export const HEARTBEAT_MS = 30_000
 /**
  * Persistent keepalive (seconds) on every peer: keeps NAT mappings open (a cone NAT forgets an idle UDP
  * mapping after ~30 s) and gives the state machine a packet to see at least this often.
@@ -132,7 +131,7 @@ export class Agent {
   private selfId = ''
   private nat: NatMapping = { publicEndpoint: null, natType: 'unknown' }
   private relays: RelayEndpoint[] = []
-  private timers: ReturnType<typeof setInterval>[] = []
+  private timers: ReturnType<typeof setTimeout>[] = []
   private polling = false
   private offs: (() => void)[] = []
   private stopped = false
@@ -169,7 +168,7 @@ export class Agent {
     } else log.warn('no relay registered: no STUN, no relaying; only peers that reach us directly will connect')
     log.info('public mapping', { endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType, listen_port: this.opts.listenPort })
 
-    const peerInfo = { public_endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType, local_endpoints: localEndpoints(this.opts.listenPort) }
+    const peerInfo = this.peerInfo()
     const p = this.opts.party
     this.party =
       'create' in p
@@ -189,8 +188,37 @@ export class Agent {
 
     for (const peer of Object.values(this.party.peers)) if (peer.peer_id !== this.selfId) this.queue.push({ kind: 'peer', peer })
     this.timers.push(setInterval(() => void this.poll(), POLL_MS))
-    this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS))
     await this.poll()
+  }
+
+  private peerInfo() {
+    return { public_endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType, local_endpoints: localEndpoints(this.opts.listenPort) }
+  }
+
+  /** Back into the party after the server dropped us (DESIGN.md: peers silent for 5 minutes are removed). */
+  private async rejoin(serverCode: string | undefined) {
+    const { control, log } = this.deps
+    const partyId = this.party!.party_id
+    if (serverCode !== 'PEER_NOT_FOUND' || this.stopped) {
+      this.deps.say(`party ${partyId} is gone`)
+      this.end(`party ${partyId} is gone (${serverCode ?? 'not found'})`)
+      return
+    }
+    try {
+      const party = await control.joinParty(partyId, { password: this.opts.password, peer_info: this.peerInfo() })
+      const before = this.party!.peers[this.selfId]?.virtual_ip
+      const me = party.peers[this.selfId]!
+      this.party = party
+      if (me.virtual_ip !== before) {
+        await this.iface!.setAddress(`${me.virtual_ip}/${prefixOf(party.subnet)}`)
+        this.deps.say(`virtual_ip: ${me.virtual_ip}`)
+      }
+      log.info('rejoined the party after the server dropped us', { party_id: partyId, virtual_ip: me.virtual_ip })
+      this.queue.push({ kind: 'sync', peers: party.peers })
+    } catch (e) {
+      log.warn('rejoining failed; trying again in 5 s', { error: e })
+      if (!this.stopped) this.timers.push(setTimeout(() => void this.rejoin(serverCode), 5000))
+    }
   }
 
   private listen() {
@@ -225,7 +253,11 @@ export class Agent {
           .then((peers) => this.queue.push({ kind: 'sync', peers }))
           .catch((err) => log.warn('resynchronising members failed', { error: err }))
       }),
-      control.on('error', (e) => log.warn('control plane', { where: e.where, error: e.error })),
+      control.on('error', (e) => {
+        log.warn('control plane', { where: e.where, error: e.error })
+        // The heartbeat loop (RemoteControlPlane) got 404: we were dropped (e.g. silent for too long), or the party is gone.
+        if (this.party && e.where === `heartbeat ${this.party.party_id}` && e.error instanceof ControlMissingError) void this.rejoin(e.error.serverCode)
+      }),
     )
   }
 
@@ -384,13 +416,6 @@ export class Agent {
       })
   }
 
-  private async heartbeat() {
-    if (!this.party || this.stopped) return
-    await this.deps.control
-      .heartbeat(this.party.party_id, { public_endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType })
-      .catch((e) => this.deps.log.warn('heartbeat failed', { error: e }))
-  }
-
   status(): AgentStatus {
     const me = this.party?.peers[this.selfId]
     return {
@@ -435,7 +460,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    for (const t of this.timers) clearInterval(t)
+    for (const t of this.timers) clearTimeout(t)
     for (const off of this.offs) off()
     while (this.polling) await Bun.sleep(10)
     const { control, log } = this.deps

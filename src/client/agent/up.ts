@@ -29,6 +29,12 @@ export const spec = {
     maxPeers: Type.Optional(Type.Integer({ minimum: 2, maximum: 254, description: 'party size limit (with --create)', settings: false })),
     interface: Type.String({ default: 'lanrage0', pattern: IFNAME_RE.source, description: 'WireGuard interface name (unique per machine)' }),
     listenPort: Type.Integer({ default: 0, minimum: 0, maximum: 65535, description: 'WireGuard UDP port (0: a free one)' }),
+    heartbeatInterval: Type.Number({
+      default: 30,
+      minimum: 0.5,
+      maximum: 120,
+      description: 'seconds between heartbeats (the control server drops members silent for 5 minutes)',
+    }),
   }),
 } satisfies CommandSpec<any>
 
@@ -57,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
     const control = new RemoteControlPlane({ url: cfg.control, privateKey, log })
     await control.register()
     await control.connect()
-    control.startHeartbeats()
+    control.startHeartbeats(cfg.heartbeatInterval * 1000)
 
     const agent = new Agent(
       {
