@@ -4,19 +4,14 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { COMMANDS } from '../../src/cli.ts'
 import { Natlab, natlabSkipReason, natWanIp, type NatKind, NS_PREFIX, type NsProcess, PUB_IP } from './natlab.ts'
 
 const CLI = join(import.meta.dir, '..', '..', 'src', 'cli.ts')
 const CONTROL = `http://${PUB_IP}:8667`
 const RELAY_SECRET = 'natlab-agent-e2e-secret'
 
-// `lanrage serve` runs the relay in-process once the relay's command exists; before that there is nothing to relay.
-const HAVE_RELAY = 'relay' in COMMANDS
-const skip = natlabSkipReason() ?? (HAVE_RELAY || Bun.which('turnserver') ? null : 'no relay yet, and no turnserver (coturn) for STUN')
+const skip = natlabSkipReason()
 if (skip) console.warn(`skipping lanrage up end-to-end tests: ${skip}`)
-const relaySkip = skip ?? (HAVE_RELAY ? null : '`lanrage relay` is not registered in src/cli.ts yet: nothing to relay through')
-if (relaySkip && !skip) console.warn(`skipping the relayed lanrage up scenarios: ${relaySkip}`)
 
 interface AgentHandle {
   n: number
@@ -81,39 +76,22 @@ function scenario(kinds: NatKind[], stunTargets: 1 | 2 = 2, serverArgs: string[]
 }
 
 /**
- * The servers on the "internet" (lra-pub, 203.0.113.10). With the relay: `lanrage serve` (control server + relay)
- * and a second `lanrage relay`, so agents have two STUN targets and can tell a symmetric NAT from a cone.
- * Before the relay exists: `lanrage control` with two coturn STUN servers entered in its relay registry (the
- * agents find STUN targets only through `GET /relays`); they cannot ALLOCATE, so only direct scenarios run.
+ * The servers on the "internet" (lra-pub, 203.0.113.10): `lanrage serve` (control server + relay) and, for two
+ * STUN targets, a second `lanrage relay`, so the agents can tell a symmetric NAT from a cone.
  */
 async function startServers(lab: Natlab, dir: string, stunTargets: 1 | 2, serverArgs: string[]) {
   const pub = Natlab.ns('pub')
-  const db = join(dir, 'control.db')
-  const env = { LANRAGE_HOME: join(dir, 'server') }
-  const server = HAVE_RELAY
-    ? lab.spawn(pub, [process.execPath, CLI, 'serve', '--host', '0.0.0.0', '--port', '8667', '--db', db, '--relay-secret', RELAY_SECRET, ...serverArgs], env, 'serve')
-    : lab.spawn(pub, [process.execPath, CLI, 'control', '--host', '0.0.0.0', '--port', '8667', '--db', db, '--relay-secret', RELAY_SECRET, ...serverArgs], env, 'control')
-  if (HAVE_RELAY && stunTargets === 2) {
-    lab.spawn(
-      pub,
-      [process.execPath, CLI, 'relay', '--port', '3479', '--ports', '53000-53099', '--public-ip', PUB_IP, '--control', 'http://127.0.0.1:8667', '--relay-secret', RELAY_SECRET],
-      { LANRAGE_HOME: join(dir, 'relay2') },
-      'relay2',
-    )
-  } else if (!HAVE_RELAY) {
-    for (const port of [3478, 3479]) {
-      const argv = ['turnserver', '--listening-ip', PUB_IP, '--listening-port', String(port), '--stun-only', '--no-auth', '--no-cli', '--no-tls', '--no-dtls', '--no-tcp']
-      lab.spawn(pub, [...argv, '--no-rfc5780', '--log-file', 'stdout', '--simple-log', '--pidfile', join(dir, `turn${port}.pid`)], {}, `turnserver:${port}`)
-    }
-    await waitForServer(lab, 0, server)
-    for (const [i, port] of [3478, 3479].entries()) {
-      const body = { relay_id: `${i}`.repeat(16), public_ip: PUB_IP, port, region: 'natlab', capacity: 10, load: 0, ports: '52000-52099' }
-      const js = `const r = await fetch('http://127.0.0.1:8667/relays', { method: 'POST', headers: { 'content-type': 'application/json', 'x-relay-secret': '${RELAY_SECRET}' }, body: '${JSON.stringify(body)}' }); console.log(r.status)`
-      const r = lab.exec(pub, [process.execPath, '-e', js])
-      if (r.out.trim() !== '200') throw new Error(`registering the STUN server ${port} failed: ${r.out}${r.err}`)
-    }
+  const serve = lab.spawn(
+    pub,
+    [process.execPath, CLI, 'serve', '--host', '0.0.0.0', '--port', '8667', '--db', join(dir, 'control.db'), '--relay-secret', RELAY_SECRET, ...serverArgs],
+    { LANRAGE_HOME: join(dir, 'server') },
+    'serve',
+  )
+  if (stunTargets === 2) {
+    const argv = ['relay', '--port', '3479', '--ports', '53000-53099', '--public-ip', PUB_IP, '--control', 'http://127.0.0.1:8667', '--relay-secret', RELAY_SECRET]
+    lab.spawn(pub, [process.execPath, CLI, ...argv], { LANRAGE_HOME: join(dir, 'relay2') }, 'relay2')
   }
-  await waitForServer(lab, stunTargets, server)
+  await waitForServer(lab, stunTargets, serve)
 }
 
 /** Runs a short `lanrage` command as the gamer would: on its machine (namespace), with its $LANRAGE_HOME. */
@@ -154,7 +132,7 @@ async function waitForServer(lab: Natlab, relays: number, serve: NsProcess) {
         return {}
       }
     },
-    (h) => (relays === 0 ? h.relays !== undefined : (h.relays ?? 0) >= relays) || !serve.running,
+    (h) => (h.relays ?? 0) >= relays || !serve.running,
     15_000,
   )
   if (!serve.running) throw new Error(`lanrage serve exited\n${serve.tail()}`)
@@ -252,7 +230,7 @@ for (const kinds of [
   ['cone', 'symmetric'],
   ['symmetric', 'symmetric'],
 ] as NatKind[][]) {
-  describe.skipIf(!!relaySkip)(`lanrage up: ${kinds.join(' / ')}`, () => {
+  describe.skipIf(!!skip)(`lanrage up: ${kinds.join(' / ')}`, () => {
     const s = scenario(kinds)
     test('ping within 15 s through the relay', async () => {
       try {
@@ -280,7 +258,7 @@ for (const kinds of [
   })
 }
 
-describe.skipIf(!!relaySkip)('lanrage up: cone / symmetric, one relay (NAT types unknown)', () => {
+describe.skipIf(!!skip)('lanrage up: cone / symmetric, one relay (NAT types unknown)', () => {
   // With one STUN target the agents cannot see that peer2's NAT is symmetric: they punch, no handshake comes
   // back within 5 s, and they fall back to the relay — the timeout path of the connection state machine.
   const s = scenario(['cone', 'symmetric'], 1)
