@@ -125,9 +125,8 @@ export class ControlService {
     this.subnet = subnet
     this.keys = this.loadKeys()
     this.expectedProof = proofChecker(this.keys.x25519Secret, this.keys.x25519Public)
-    for (const m of this.repo.allActiveMemberships()) this.memberMap(m.partyId, true).set(m.peerId, { lastSeen: m.lastSeen, publicEndpoint: null, natType: 'unknown' })
-    for (const [partyId, map] of this.members)
-      for (const row of this.repo.members(partyId)) map.set(row.peerId, { lastSeen: row.lastSeen, publicEndpoint: row.publicEndpoint, natType: row.natType })
+    for (const m of this.repo.allActiveMemberships())
+      this.memberMap(m.partyId, true).set(m.peerId, { lastSeen: m.lastSeen, publicEndpoint: m.publicEndpoint, natType: m.natType })
   }
 
   /** The server's long-term keys: generated on first start, then always read back from the database. */

@@ -3,7 +3,7 @@
  * transactions are synchronous; callers keep network I/O outside them). Nothing above this file sees SQLite
  * errors: unique violations come back as values.
  */
-import { and, asc, eq, gt, inArray, isNull, lt, lte, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, isNull, lt, lte, sql } from 'drizzle-orm'
 import type { Db } from '../client.ts'
 import { challenges, memberships, parties, peers, relays, serverKeys, signals, tokens } from '../schema/control.ts'
 
@@ -73,9 +73,7 @@ export class ControlRepo {
   deleteParty(partyId: string): boolean {
     return this.db.delete(parties).where(eq(parties.partyId, partyId)).returning({ id: parties.partyId }).all().length > 0
   }
-  countParties(): number {
-    return this.db.select({ n: sql<number>`count(*)` }).from(parties).get()?.n ?? 0
-  }
+
   membership(partyId: string, peerId: string): MembershipRow | undefined {
     return this.db
       .select()
@@ -94,9 +92,15 @@ export class ControlRepo {
       .all()
       .map((r) => ({ ...r.m, publicKey: r.publicKey }))
   }
-  allActiveMemberships(): Pick<MembershipRow, 'partyId' | 'peerId' | 'lastSeen'>[] {
+  allActiveMemberships(): Pick<MembershipRow, 'partyId' | 'peerId' | 'lastSeen' | 'publicEndpoint' | 'natType'>[] {
     return this.db
-      .select({ partyId: memberships.partyId, peerId: memberships.peerId, lastSeen: memberships.lastSeen })
+      .select({
+        partyId: memberships.partyId,
+        peerId: memberships.peerId,
+        lastSeen: memberships.lastSeen,
+        publicEndpoint: memberships.publicEndpoint,
+        natType: memberships.natType,
+      })
       .from(memberships)
       .where(isNull(memberships.leftAt))
       .all()
@@ -119,9 +123,7 @@ export class ControlRepo {
         .get()?.n ?? 0
     )
   }
-  countActivePeers(): number {
-    return this.db.select({ n: sql<number>`count(distinct ${memberships.peerId})` }).from(memberships).where(isNull(memberships.leftAt)).get()?.n ?? 0
-  }
+
   insertMembership(row: MembershipRow): void {
     this.db.insert(memberships).values(row).run()
   }
@@ -176,9 +178,7 @@ export class ControlRepo {
     const { relayId: _id, registeredAt: _r, ...set } = row
     return this.db.insert(relays).values(row).onConflictDoUpdate({ target: relays.relayId, set }).returning().get()!
   }
-  relay(relayId: string): RelayRow | undefined {
-    return this.db.select().from(relays).where(eq(relays.relayId, relayId)).get()
-  }
+
   relays(region?: string): RelayRow[] {
     const q = this.db.select().from(relays)
     return (region ? q.where(eq(relays.region, region)) : q).orderBy(asc(relays.region), asc(relays.relayId)).all()
@@ -210,9 +210,5 @@ export class ControlRepo {
         .all()
         .map((r) => r.k),
     }))
-  }
-  partiesOf(peerIds: string[]): string[] {
-    if (!peerIds.length) return []
-    return this.db.select({ p: memberships.partyId }).from(memberships).where(inArray(memberships.peerId, peerIds)).all().map((r) => r.p)
   }
 }
