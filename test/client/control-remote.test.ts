@@ -194,6 +194,21 @@ describe('RemoteControlPlane against lanrage control', () => {
     await srv.stop()
   }, 30_000)
 
+  test('revoking the token of an open live channel: the server closes it (4001), the client registers and reconnects', async () => {
+    const srv = await startControlProcess(join(dir, 'ws-revoke-open.db'), await freeTcpPort())
+    const { c } = client(srv.url)
+    await c.connect()
+    const oldToken = c.token!
+    const events = record(c)
+    const back = c.next('connected', (e) => e.reconnect, 10_000)
+    expect((await fetch(srv.url + '/auth/revoke', { method: 'POST', headers: { authorization: `Bearer ${oldToken}` } })).status).toBe(200)
+    await back
+    expect(events.map((e) => e.type)).toEqual(['disconnected', 'registered', 'connected'])
+    expect((events[0]!.e as ControlEvents['disconnected']).reason).toContain('4001')
+    expect(c.token).not.toBe(oldToken)
+    await srv.stop()
+  }, 30_000)
+
   test('heartbeat loop keeps the peer alive and reports a party that vanished', async () => {
     const srv = await startControlProcess(join(dir, 'hb.db'), await freeTcpPort())
     const { c: host } = client(srv.url, { heartbeatIntervalMs: 50 })

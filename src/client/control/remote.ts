@@ -430,6 +430,8 @@ export class RemoteControlPlane implements ControlPlane {
     }
     ws.onclose = (ev) => {
       if (this.ws === ws) this.ws = undefined
+      // 4001: the server closed us because our token was revoked or expired; register before reconnecting.
+      if (ev.code === 4001) this.lastWsHelloed = false
       clearInterval(this.pingTimer)
       this.scheduleReconnect(`closed (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`)
     }
