@@ -110,6 +110,15 @@ export interface ControlServer {
   stop(): Promise<void>
 }
 
+/**
+ * With BENCH_PROFILE=1 in the environment, a server process writes a CPU profile (markdown, bun --cpu-prof-md)
+ * into bench/out/profiles/ when it exits: where its time went during the benchmark.
+ */
+export function profileFlags(name: string): string[] {
+  if (!process.env.BENCH_PROFILE) return []
+  return ['--cpu-prof-md', `--cpu-prof-dir=${join(REPO_DIR, 'bench/out/profiles')}`, `--cpu-prof-name=${name}-${Date.now()}.md`]
+}
+
 async function freePort(): Promise<number> {
   const s = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
   const port = s.port
@@ -121,11 +130,11 @@ async function freePort(): Promise<number> {
  * Starts `lanrage control` (the real command, src/cli.ts) on 127.0.0.1 with a fresh SQLite file, as its own
  * process (`prefix` e.g. pins it to a CPU), and waits until `GET /health` answers. `args` are extra flags.
  */
-export async function startControlServer(args: string[] = [], prefix: string[] = []): Promise<ControlServer> {
+export async function startControlServer(args: string[] = [], prefix: string[] = [], bunFlags = profileFlags('control')): Promise<ControlServer> {
   const dir = mkdtempSync(join(tmpdir(), 'lanrage-bench-'))
   const dbPath = join(dir, 'control.db')
   const port = await freePort()
-  const child = spawnChild([...prefix, BUN, join(REPO_DIR, 'src/cli.ts'), 'control', '--host', '127.0.0.1', '--port', String(port), '--db', dbPath, ...args])
+  const child = spawnChild([...prefix, BUN, ...bunFlags, join(REPO_DIR, 'src/cli.ts'), 'control', '--host', '127.0.0.1', '--port', String(port), '--db', dbPath, ...args])
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 20_000
   for (;;) {
