@@ -14,10 +14,10 @@
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BUN, flags, fmt, machine, median, pinned, pool, rssMiB, spawnChild } from './lib/common.ts'
+import { BUN, flags, fmt, machine, median, pinned, pool, rssMiB, spawnChild, waitQuiet } from './lib/common.ts'
 import { call, createParty, joinParty, peerInfo, register, startControlServer, type Peer } from './lib/control-client.ts'
 
-const opt = flags({ duration: 5, rounds: 3, connections: 32, peers: 100, pin: false })
+const opt = flags({ duration: 5, rounds: 3, connections: 32, peers: 100, pin: false, quietLoad: 1.5, quietWait: 0 })
 if (!Bun.which('wrk')) {
   console.error('wrk is not installed (Debian: apt-get install wrk)')
   process.exit(2)
@@ -53,6 +53,7 @@ async function runWrk(url: string, reqs: { path: string; token: string }[], body
   return { ...r, rps: r.requests / (r.duration_us / 1e6) }
 }
 
+if (opt.quietWait > 0) await waitQuiet(opt.quietLoad, opt.quietWait)
 console.log(`# control heartbeat — ${machine()}`)
 const bare = spawnChild(serverCpu([BUN, join(import.meta.dir, 'bare-http.ts')]))
 const control = await startControlServer(['--register-rate-per-min', '100000'], serverCpu([]))

@@ -24,11 +24,11 @@
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { BUN, compileC, flags, fmt, machine, median, pinned, REPO_DIR, rssMiB, spawnChild, type Child } from './lib/common.ts'
+import { BUN, compileC, flags, fmt, machine, median, pinned, profileFlags, REPO_DIR, rssMiB, spawnChild, type Child, waitQuiet } from './lib/common.ts'
 import { Allocator, createSession, initiation, response, ticketKey, transportHeader, type BenchSession } from './lib/relay-session.ts'
 import { freeUdpPorts, runGen, type GenResult, type Plan } from './lib/udpgen.ts'
 
-const opt = flags({ duration: 1.5, warmup: 0.3, rounds: 3, sizes: '208,1408', sessions: 1000, latencyDuration: 3, only: 'c,bun,relay', pin: true })
+const opt = flags({ duration: 1.5, warmup: 0.3, rounds: 3, sizes: '208,1408', sessions: 1000, latencyDuration: 3, only: 'c,bun,relay', pin: true, quietLoad: 1.5, quietWait: 0 })
 const sizes = opt.sizes.split(',').map(Number)
 const only = new Set(opt.only.split(','))
 
@@ -40,6 +40,7 @@ interface Fwd {
   plan(sessions?: number): Plan
 }
 
+if (opt.quietWait > 0) await waitQuiet(opt.quietLoad, opt.quietWait)
 console.log(`# relay throughput — ${machine()}`)
 const genBin = compileC('udpgen', ['-pthread'])
 // Forwarders on CPU 1, the generator on CPU 0: the generator's sender (as fast as it can) must not take the
@@ -77,7 +78,7 @@ try {
     fwds.push({ name: 'c', label: 'C recvmmsg/sendmmsg forwarder', child, plan: () => pairPlan(a!, b!) })
   }
   if (only.has('bun')) {
-    const child = spawnChild(fwdCpu([BUN, join(import.meta.dir, 'bun-forwarder.ts')]))
+    const child = spawnChild(fwdCpu([BUN, ...profileFlags('bun-forwarder'), join(import.meta.dir, 'bun-forwarder.ts')]))
     children.push(child)
     const p = JSON.parse(await child.line()) as { port_a: number; port_b: number }
     fwds.push({ name: 'bun', label: 'bare Bun.udpSocket forwarder', child, plan: () => pairPlan(p.port_a, p.port_b) })
@@ -88,7 +89,7 @@ try {
     } else {
       const key = ticketKey()
       const relayId = Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString('hex')
-      const child = spawnChild(fwdCpu([BUN, join(import.meta.dir, 'relay-host.ts')]), {
+      const child = spawnChild(fwdCpu([BUN, ...profileFlags('relay'), join(import.meta.dir, 'relay-host.ts')]), {
         env: {
           BENCH_TICKET_KEY: Buffer.from(key.publicKey).toString('base64'),
           BENCH_RELAY_ID: relayId,

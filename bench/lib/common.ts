@@ -43,6 +43,16 @@ export function machine(): string {
   )
 }
 
+/**
+ * On a shared machine: waits (at most `maxWaitS`) until the 1-minute load average is below `maxLoad`, so a
+ * benchmark starts in a quiet moment if there is one. Returns the load average it started at.
+ */
+export async function waitQuiet(maxLoad: number, maxWaitS: number): Promise<number> {
+  const deadline = Date.now() + maxWaitS * 1000
+  while (loadavg()[0]! > maxLoad && Date.now() < deadline) await Bun.sleep(2000)
+  return loadavg()[0]!
+}
+
 /** Resident set size of a process in MiB, from /proc (Linux). */
 export function rssMiB(pid: number): number {
   try {
@@ -127,6 +137,15 @@ export function spawnChild(cmd: string[], opts: { env?: Record<string, string | 
       return rest + (stderr ? `\n[stderr] ${stderr.trim()}` : '')
     },
   }
+}
+
+/**
+ * With BENCH_PROFILE=1 in the environment, a server process writes a CPU profile (markdown, bun --cpu-prof-md)
+ * into bench/out/profiles/ when it exits: where its time went during the benchmark.
+ */
+export function profileFlags(name: string): string[] {
+  if (!process.env.BENCH_PROFILE) return []
+  return ['--cpu-prof-md', `--cpu-prof-dir=${join(REPO_DIR, 'bench/out/profiles')}`, `--cpu-prof-name=${name}-${Date.now()}.md`]
 }
 
 /** Percentile of an ascending sorted array (nearest rank). */

@@ -9,7 +9,7 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BUN, REPO_DIR, spawnChild, type Child } from './common.ts'
+import { BUN, profileFlags, REPO_DIR, spawnChild, type Child } from './common.ts'
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64')
 const unb64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'))
@@ -108,15 +108,6 @@ export interface ControlServer {
   dbPath: string
   child: Child
   stop(): Promise<void>
-}
-
-/**
- * With BENCH_PROFILE=1 in the environment, a server process writes a CPU profile (markdown, bun --cpu-prof-md)
- * into bench/out/profiles/ when it exits: where its time went during the benchmark.
- */
-export function profileFlags(name: string): string[] {
-  if (!process.env.BENCH_PROFILE) return []
-  return ['--cpu-prof-md', `--cpu-prof-dir=${join(REPO_DIR, 'bench/out/profiles')}`, `--cpu-prof-name=${name}-${Date.now()}.md`]
 }
 
 async function freePort(): Promise<number> {
