@@ -170,6 +170,7 @@ try {
       return `${fmt(best(k))} (${fmt(med(k))}) · ${fmt((best(k) * size * 8) / 1e6)} Mbit/s`
     })
     const ratio = (a: string, b: string) => {
+      if (!thr.has(`${a}/${size}`) || !thr.has(`${b}/${size}`)) return 'n/a'
       const x = best(`${a}/${size}`) / best(`${b}/${size}`)
       const y = med(`${a}/${size}`) / med(`${b}/${size}`)
       return Number.isFinite(x) ? `${x.toFixed(2)} (${y.toFixed(2)})` : 'n/a'
