@@ -84,6 +84,24 @@ describe('retry against a failing HTTP server', () => {
     expect(e.message).toContain('after 4 tries')
   })
 
+  test('connect() to a dead server rejects with CONTROL_UNREACHABLE and keeps trying', async () => {
+    const dead = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('') })
+    const url = `http://127.0.0.1:${dead.port}`
+    dead.stop(true)
+    const c = client(url)
+    const downs: string[] = []
+    c.on('disconnected', (e) => downs.push(e.reason))
+    try {
+      const e = await c.connect(300).catch((e) => e)
+      expect(e).toMatchObject({ code: 'CONTROL_UNREACHABLE' })
+      expect(e.message).toBe(`live channel: no hello from ${url} within 300ms (still retrying)`)
+      expect(downs.length).toBeGreaterThanOrEqual(1)
+      expect(downs[0]).toContain('registration failed')
+    } finally {
+      await c.close()
+    }
+  })
+
   test('a 2xx without JSON is a protocol error', async () => {
     script = [{ status: 200, body: undefined }]
     hits = 0

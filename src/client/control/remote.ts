@@ -384,12 +384,20 @@ export class RemoteControlPlane implements ControlPlane {
   // ---- live channel
 
   /** Opens the `/ws` live channel and keeps it open (reconnecting with backoff) until close(). */
-  async connect(): Promise<void> {
-    if (this.wsWanted) return
-    this.wsWanted = true
-    const first = this.next('connected', undefined, this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)
-    void this.openWs()
-    await first
+  /**
+   * Resolves once the server said hello. If that takes longer than `timeoutMs`, rejects with
+   * CONTROL_UNREACHABLE — and keeps trying in the background (a later `connected` event says it worked).
+   */
+  async connect(timeoutMs = this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS): Promise<void> {
+    if (this.connected) return
+    const first = this.next('connected', undefined, timeoutMs)
+    if (!this.wsWanted) {
+      this.wsWanted = true
+      void this.openWs()
+    }
+    await first.catch(() => {
+      throw new ControlUnreachableError(`live channel: no hello from ${this.url} within ${timeoutMs}ms (still retrying)`)
+    })
   }
 
   private scheduleReconnect(reason: string): void {
