@@ -19,18 +19,50 @@ export const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message:
 
 const body = (code: string, message: string) => ({ error: { code, message } })
 
-/** Turns Elysia's validation error into one sentence naming the field, e.g. `body.name: Expected string`. */
+type SchemaLike = {
+  anyOf?: SchemaLike[]
+  const?: unknown
+  type?: string
+  format?: string
+  description?: string
+  pattern?: string
+  minimum?: number
+  maximum?: number
+}
+
+/** What a schema wants, in words: "an integer ≥ 2", `"ip:port" or null`, "one of open, full_cone, ...". */
+function expectation(s: SchemaLike | undefined): string | undefined {
+  if (!s) return undefined
+  if (s.anyOf) {
+    if (s.anyOf.every((m) => m.const !== undefined)) return `one of ${s.anyOf.map((m) => m.const).join(', ')}`
+    // Elysia accepts numbers as numeric strings too (a {type: string, format: integer} member): name only the number.
+    const members = s.anyOf.filter((m) => !(m.type === 'string' && (m.format === 'integer' || m.format === 'numeric')))
+    const parts = members.map((m) => expectation({ minimum: s.minimum, maximum: s.maximum, ...m }))
+    return parts.every(Boolean) ? [...new Set(parts)].join(' or ') : undefined
+  }
+  if (s.type === 'null') return 'null'
+  if (s.type === 'integer' || s.type === 'number') {
+    const what = s.type === 'integer' ? 'an integer' : 'a number'
+    if (s.minimum !== undefined && s.maximum !== undefined) return `${what} from ${s.minimum} to ${s.maximum}`
+    if (s.minimum !== undefined) return `${what} ≥ ${s.minimum}`
+    if (s.maximum !== undefined) return `${what} ≤ ${s.maximum}`
+    return what
+  }
+  if (s.type === 'string' && s.pattern) return s.description ?? `a string matching ${s.pattern}`
+  return undefined
+}
+
+/** Turns Elysia's validation error into one sentence naming the field, e.g. `body.max_peers: must be an integer ≥ 2`. */
 function validationMessage(error: unknown): string {
-  const e = error as { type?: string; valueError?: { path?: string; message?: string; value?: unknown; schema?: { anyOf?: { const?: unknown }[] } } }
+  const e = error as { type?: string; valueError?: { path?: string; message?: string; value?: unknown; schema?: SchemaLike } }
   const where = e.type ?? 'body'
   const v = e.valueError
   if (!v) return `${where} is invalid`
   const field = (v.path ?? '').split('/').filter(Boolean).join('.')
   const name = field ? `${where}.${field}` : where
   if (v.value === undefined) return `${name} is required`
-  const consts = v.schema?.anyOf?.map((s) => s.const).filter((c) => c !== undefined)
-  if (consts?.length) return `${name}: must be one of ${consts.join(', ')}`
-  return `${name}: ${v.message}`
+  const want = expectation(v.schema)
+  return want ? `${name}: must be ${want}` : `${name}: ${v.message}`
 }
 
 export function errorPlugin(log: Logger) {

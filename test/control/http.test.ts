@@ -64,6 +64,25 @@ describe('bad requests', () => {
     expect(r.body.error).toEqual({ code: 'VALIDATION', message: 'body.name: Expected string' })
   })
 
+  test.each([
+    ['/parties', { name: 'x', max_peers: 1 }, 'body.max_peers: must be an integer ≥ 2'],
+    ['/parties', { name: 'x', max_peers: 2.5 }, 'body.max_peers: must be an integer ≥ 2'],
+    ['/parties', { name: 'x', host_peer_info: { public_endpoint: 'localhost' } }, 'body.host_peer_info.public_endpoint: must be "ip:port" or null'],
+    ['/parties', { name: 'x', host_peer_info: { local_endpoints: ['1.2.3.4'] } }, 'body.host_peer_info.local_endpoints.0: must be "ip:port"'],
+    ['/parties', { name: 'x', host_peer_info: { nat_type: 'weird' } }, 'body.host_peer_info.nat_type: must be one of open, full_cone, restricted_cone, port_restricted_cone, symmetric, unknown'],
+    ['/parties/000000000000/signals', { to_peer_id: 'abc', type: 'punch' }, 'body.to_peer_id: must be 16 lowercase hex digits'],
+  ])('POST %s %j → 422 saying what the field must be', async (path, body, message) => {
+    const r = await p.call('POST', path, body)
+    expect(r.status).toBe(422)
+    expect(r.body.error).toEqual({ code: 'VALIDATION', message })
+  })
+
+  test('a malformed id in the path → 400 saying what it must be', async () => {
+    const r = await p.call('GET', '/parties/XYZ')
+    expect(r.status).toBe(400)
+    expect(r.body.error).toEqual({ code: 'VALIDATION', message: 'params.party_id: must be 12 lowercase hex digits' })
+  })
+
   test('missing field → 422 VALIDATION saying it is required', async () => {
     const r = await p.call('POST', '/parties', {})
     expect(r.status).toBe(422)
