@@ -224,6 +224,17 @@ describe.skipIf(!!skip)('lanrage up: cone / cone / cone', () => {
     const health = JSON.parse(s.ctx.lab!.exec(Natlab.ns('pub'), [process.execPath, '-e', probe]).out)
     expect(health).toMatchObject({ status: 'ok', parties: 0, peers: 0 })
   }, 30_000)
+
+  test('joining a party that does not exist fails with a clear message and leaves nothing behind', async () => {
+    const a = { home: join(s.ctx.dir, 'home-nope'), ns: Natlab.ns('peer1') }
+    const iface = `${NS_PREFIX}w9`
+    s.ctx.lab!.trackInterface(iface)
+    const r = lanrage(['up', '--control', CONTROL, '--join', '0123456789ab', '--interface', iface], a)
+    expect(r.code).toBe(1)
+    expect(r.err).toMatch(/lanrage up: .*0123456789ab.* \(CONTROL_NOT_FOUND\)/)
+    expect(s.ctx.lab!.exec(a.ns, ['ip', 'link', 'show', 'dev', iface]).code).not.toBe(0)
+    expect(lanrage(['status'], a)).toMatchObject({ code: 1, err: 'lanrage status: no agent is running\n' })
+  }, 30_000)
 })
 
 for (const kinds of [
