@@ -23,6 +23,7 @@ export const controlSchema = Type.Object({
   registerRatePerMin: Type.Integer({ minimum: 1, default: 30, description: 'auth challenges + registrations allowed per source address per minute' }),
   defaultMaxPeers: Type.Integer({ minimum: 2, default: 16, description: 'party size when the creator names none' }),
   maxPeersLimit: Type.Integer({ minimum: 2, maximum: 65_534, default: 256, description: 'largest max_peers a party may ask for' }),
+  maxPartiesPerHost: Type.Integer({ minimum: 1, default: 16, description: 'parties one peer may host at once (409 beyond)' }),
   peerTimeoutS: Type.Integer({ minimum: 1, default: PEER_TIMEOUT_S, description: 'remove peers silent this long' }),
   relayTimeoutS: Type.Integer({ minimum: 1, default: RELAY_TIMEOUT_S, description: 'drop relays silent this long' }),
   cleanupIntervalS: Type.Number({ minimum: 0.1, default: CLEANUP_INTERVAL_S, description: 'cleanup loop period in seconds' }),

@@ -9,6 +9,16 @@ import type { Logger } from '../shared/log.ts'
 
 export class ControlError extends LanrageError {}
 
+/** 429 with the seconds until the window resets (sent as Retry-After, RFC 9110 §10.2.3). */
+export class RateLimitedError extends ControlError {
+  constructor(
+    message: string,
+    readonly retryAfterS: number,
+  ) {
+    super('RATE_LIMITED', message, 429)
+  }
+}
+
 export const badRequest = (code: string, message: string) => new ControlError(code, message, 400)
 export const unauthorized = (message: string, code = 'UNAUTHORIZED') => new ControlError(code, message, 401)
 export const forbidden = (code: string, message: string) => new ControlError(code, message, 403)
@@ -72,6 +82,7 @@ export function errorPlugin(log: Logger) {
       set.headers['content-type'] = 'application/json'
       if (error instanceof LanrageError) {
         set.status = error.status
+        if (error instanceof RateLimitedError) set.headers['retry-after'] = String(error.retryAfterS)
         return body(error.code, error.message)
       }
       switch (code) {

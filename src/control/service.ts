@@ -18,7 +18,7 @@ import type { Logger } from '../shared/log.ts'
 import { signTicket, toBase64Url } from '../shared/wire/ticket.ts'
 import type { ControlConfig } from './config.ts'
 import { b64, decodeKey, hashToken, newToken, peerIdOf, proofChecker, randomHex, sameBytes } from './crypto.ts'
-import { ControlError, conflict, forbidden, notFound, unauthorized } from './errors.ts'
+import { ControlError, conflict, forbidden, notFound, RateLimitedError, unauthorized } from './errors.ts'
 import { Hub } from './hub.ts'
 import { allocateIp, parseSubnet, type Subnet } from './ip.ts'
 
@@ -165,7 +165,7 @@ export class ControlService {
     if (!w || now - w.windowStart >= 60_000) this.rate.set(key, (w = { windowStart: now, count: 0 }))
     if (++w.count > this.config.registerRatePerMin) {
       const retry = Math.ceil((w.windowStart + 60_000 - now) / 1000)
-      throw new ControlError('RATE_LIMITED', `too many registration attempts from ${key}; retry in ${retry} s`, 429)
+      throw new RateLimitedError(`too many registration attempts from ${key}; retry in ${retry} s`, retry)
     }
   }
 
@@ -309,6 +309,8 @@ export class ControlService {
 
   async createParty(peerId: string, body: { name: string; password?: string; max_peers?: number; host_peer_info?: PeerInfoInput }) {
     const maxPeers = this.checkMaxPeers(body.max_peers)
+    if (this.repo.countHostedParties(peerId) >= this.config.maxPartiesPerHost)
+      throw conflict('TOO_MANY_PARTIES', `you already host ${this.config.maxPartiesPerHost} parties; leave one first`)
     const passwordHash = body.password ? await Bun.password.hash(body.password, PASSWORD_PARAMS) : null
     const now = this.clock.now()
     const info = body.host_peer_info ?? {}

@@ -182,6 +182,7 @@ describe('rate limit', () => {
       expect(r.status).toBe(429)
       expect(r.body.error.code).toBe('RATE_LIMITED')
       expect(r.body.error.message).toContain('127.0.0.1')
+      expect(r.headers.get('retry-after')).toBe('60')
       const reg = await call(t.base, 'POST', '/auth/register', { body: { public_key: pk, challenge: 'x', proof: 'y' } })
       expect(reg.status).toBe(429)
       t.clock.advance(60_000)

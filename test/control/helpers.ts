@@ -36,7 +36,8 @@ export function tempDir(prefix = 'lanrage-control-'): string {
 
 export async function startServer(opts: { config?: Partial<ControlConfig>; dbPath?: string; clock?: ManualClock } = {}): Promise<TestServer> {
   const clock = opts.clock ?? new ManualClock()
-  const config = defaultControlConfig({ relaySecret: 'test-relay-secret', ...opts.config })
+  // Tests reuse one host for many parties; the per-host limit has its own test.
+  const config = defaultControlConfig({ relaySecret: 'test-relay-secret', maxPartiesPerHost: 1000, ...opts.config })
   const open = openDatabase(opts.dbPath ?? ':memory:')
   const control = createControl({ db: open.db, clock, logger: silentLogger, config })
   control.app.listen({ port: 0, hostname: '127.0.0.1' })

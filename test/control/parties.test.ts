@@ -114,6 +114,22 @@ describe('create and join', () => {
     expect(unknown.body.error.code).toBe('PARTY_NOT_FOUND')
   })
 
+  test('one peer hosts at most maxPartiesPerHost parties at once (409 TOO_MANY_PARTIES)', async () => {
+    const t = await startServer({ config: { maxPartiesPerHost: 2 } })
+    try {
+      const [h] = (await registeredPeers(t.base, 1)) as [TestPeer]
+      const first = await h.createParty()
+      await h.createParty()
+      const third = await h.call('POST', '/parties', { name: 'three' })
+      expect(third.status).toBe(409)
+      expect(third.body.error.code).toBe('TOO_MANY_PARTIES')
+      await h.call('DELETE', `/parties/${first}/peers/${h.peerId}`)
+      expect((await h.call('POST', '/parties', { name: 'three' })).status).toBe(201)
+    } finally {
+      await t.stop()
+    }
+  })
+
   test.each([
     ['empty name', { name: '' }, 'body.name'],
     ['no name', {}, 'body.name'],

@@ -70,6 +70,9 @@ export class ControlRepo {
   allParties(): PartyRow[] {
     return this.db.select().from(parties).all()
   }
+  countHostedParties(hostId: string): number {
+    return this.db.select({ n: sql<number>`count(*)` }).from(parties).where(eq(parties.hostId, hostId)).get()?.n ?? 0
+  }
   deleteParty(partyId: string): boolean {
     return this.db.delete(parties).where(eq(parties.partyId, partyId)).returning({ id: parties.partyId }).all().length > 0
   }
