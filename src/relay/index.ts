@@ -29,6 +29,8 @@ export interface RelayDeps {
   fetch?: typeof fetch
   /** How often idle sessions are swept (ms); tests pass 0 and call sweep() themselves. */
   sweepIntervalMs?: number
+  /** Registration retry backoff bounds in ms (default 1 s doubling to 60 s); tests shorten them. */
+  controlBackoffMs?: [number, number]
 }
 
 export interface Relay {
@@ -331,6 +333,8 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       secret: config.relaySecret,
       log,
       fetch: deps.fetch,
+      minBackoffMs: deps.controlBackoffMs?.[0],
+      maxBackoffMs: deps.controlBackoffMs?.[1],
       register: () => ({ relay_id: relayId, public_ip: publicIp, port: main.port, region: config.region, capacity, load: table.size, ports: config.ports }),
       heartbeat: () => ({ load: table.size, sessions: table.size }),
       onKey: (key) => {
