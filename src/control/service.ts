@@ -170,10 +170,12 @@ export class ControlService {
   }
 
   challenge(publicKey: string) {
-    if (!decodeKey(publicKey)) throw new ControlError('INVALID_KEY', 'public_key must be standard base64 of 32 bytes', 422)
+    const key = decodeKey(publicKey)
+    if (!key) throw new ControlError('INVALID_KEY', 'public_key must be standard base64 of 32 bytes', 422)
     const challenge = b64(randomBytes(32))
     const expiresAt = this.clock.now() + this.config.challengeTtlS * 1000
-    this.repo.insertChallenge(challenge, publicKey, expiresAt)
+    // Keys are kept in canonical base64, so two spellings of one key (non-zero padding bits) are one identity.
+    this.repo.insertChallenge(challenge, b64(key), expiresAt)
     return { challenge, server_public_key: b64(this.keys.x25519Public), expires_at: iso(expiresAt) }
   }
 
@@ -187,12 +189,12 @@ export class ControlService {
     const ch = this.repo.takeChallenge(input.challenge)
     if (!ch) throw unauthorized('challenge is unknown or was already used', 'INVALID_CHALLENGE')
     if (ch.expiresAt <= now) throw unauthorized('challenge has expired; ask for a new one', 'CHALLENGE_EXPIRED')
-    if (ch.publicKey !== input.public_key) throw unauthorized('challenge was issued for a different public key', 'INVALID_CHALLENGE')
+    if (ch.publicKey !== b64(pub)) throw unauthorized('challenge was issued for a different public key', 'INVALID_CHALLENGE')
     const want = this.expectedProof(pub, decodeKey(input.challenge)!)
     if (!want || !sameBytes(want, proof)) throw unauthorized('proof does not match: it must be HMAC-SHA256(X25519(client key, server key), challenge)', 'INVALID_PROOF')
     const peerId = peerIdOf(pub)
     return this.repo.tx(() => {
-      this.repo.upsertPeer(peerId, input.public_key, now)
+      this.repo.upsertPeer(peerId, b64(pub), now)
       return this.issueToken(peerId, now)
     })
   }

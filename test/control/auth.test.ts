@@ -101,6 +101,21 @@ describe('registration', () => {
     expect(r.body.error.code).toBe('INVALID_PROOF')
   })
 
+  test('a non-canonical base64 spelling of a key is the same identity, stored canonically', async () => {
+    const k = x25519.keygen()
+    const canonical = b64(k.publicKey)
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+    // The 43rd character carries 2 bits of the last byte and 4 padding bits that decoders ignore.
+    const odd = canonical.slice(0, 42) + alphabet[alphabet.indexOf(canonical[42]!) + 1] + '='
+    expect(Buffer.from(odd, 'base64')).toEqual(Buffer.from(k.publicKey))
+    const ch = await challenge(odd)
+    const r = await call(s.base, 'POST', '/auth/register', { body: { ...registerBody(k, ch), public_key: odd } })
+    expect(r.status).toBe(200)
+    expect(r.body.peer_id).toBe(Buffer.from(sha256(k.publicKey)).toString('hex').slice(0, 16))
+    const party = await call(s.base, 'POST', '/parties', { token: r.body.token, body: { name: 'k' } })
+    expect(party.body.party.peers[r.body.peer_id].public_key).toBe(canonical)
+  })
+
   test('register with a malformed proof names it (422 INVALID_PROOF)', async () => {
     const k = x25519.keygen()
     const ch = await challenge(b64(k.publicKey))
