@@ -108,7 +108,7 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
           return
         }
         if (isStun(buf)) return onStun(sock, buf, port, ip)
-        if (isAllocate(buf)) return onAllocate(sock, buf, port, ip, now)
+        if (isAllocate(buf)) return onAllocate(sock, buf, port, ip, address, now)
         metrics.drops.unknown_message++
       },
       error: onError('main'),
@@ -159,7 +159,9 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     if (!sock.send(res, port, ip)) metrics.drops.send_failed++
   }
 
-  function onAllocate(sock: Sock, buf: Buffer, port: number, ip: string, now: number): void {
+  // `ip` is the source as reported (IPv4-mapped addresses unmapped); `raw` is the string the sockets report, which
+  // the session ports will see too (they share the bind address), so the side is locked to `raw`.
+  function onAllocate(sock: Sock, buf: Buffer, port: number, ip: string, raw: string, now: number): void {
     metrics.allocateRequests++
     const req = decodeAllocateRequest(buf)
     if (!req.ok) {
@@ -170,7 +172,7 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     const txid = req.value.transactionId
     // A port someone else holds fails to bind: it is skipped from then on and the allocation is retried.
     const attempt = (left: number): void => {
-      const d = table.allocate(req.value.ticket, ip, now)
+      const d = table.allocate(req.value.ticket, raw, now)
       if (d.status !== 'ok') {
         metrics.drops[d.reason]++
         if (d.reason === 'bad_ticket' || d.reason === 'expired_ticket' || d.reason === 'wrong_relay') noteInvalid(ip, now)
@@ -213,12 +215,8 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
         data(_sock, buf, port, address) {
           metrics.packetsIn++
           metrics.bytesIn += buf.length
-          const now = clock.now()
-          if (guard.isBlocked(address, now)) {
-            metrics.drops.blocked++
-            return
-          }
-          const r = decidePacket(s, from, to, address, port, buf, now, limits)
+          // No deny-list lookup here: a side only accepts its locked IP, which passed the list at ALLOCATE.
+          const r = decidePacket(s, from, to, address, port, buf, clock.now(), limits)
           if (r !== null) {
             metrics.drops[r]++
             return

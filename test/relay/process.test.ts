@@ -34,9 +34,9 @@ describe('lanrage relay', () => {
     }
   })
 
-  test('runs without --control: warns it cannot take tickets, answers STUN, stops on SIGTERM', async () => {
+  test('runs without --control: warns it cannot take tickets, answers STUN, logs stats, stops on SIGTERM', async () => {
     const port = 20000 + Math.floor(Math.random() * 9000)
-    const proc = Bun.spawn([BIN, 'relay', '--host', '127.0.0.1', '--port', String(port), '--ports', portRange(), '--stats-interval', '0'], {
+    const proc = Bun.spawn([BIN, 'relay', '--host', '127.0.0.1', '--port', String(port), '--ports', portRange(), '--stats-interval', '1'], {
       stdout: 'pipe',
       stderr: 'pipe',
     })
@@ -50,9 +50,11 @@ describe('lanrage relay', () => {
       }
       expect(answered).toBe(true)
       expect(decodeBindingResponse(p.got[0]!.buf)).toMatchObject({ ok: true, mapped: { address: '127.0.0.1', port: p.port } })
+      await Bun.sleep(1100) // one stats interval
       proc.kill('SIGTERM')
       expect(await proc.exited).toBe(0)
       const err = await new Response(proc.stderr).text()
+      expect(err).toMatch(/INFO  relay: stats sessions=0 in_pps=0 fwd_pps=0 forwarded=0 stun=\d+ blocked=0 drops=0/)
       expect(err).toContain('cannot accept tickets until it knows a control server key')
       expect(err).toContain('relay listening')
       expect(err).toContain('shutting down signal=SIGTERM')

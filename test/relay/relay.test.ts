@@ -258,6 +258,25 @@ describe('relay forwarding and what it refuses', () => {
   })
 })
 
+describe('relay bound to :: (dual stack)', () => {
+  test('IPv4 peers reach it as IPv4-mapped addresses; ALLOCATE reports plain IPv4 and forwarding works', async () => {
+    const t = await testRelay({ host: '::' })
+    const [a, b] = [await peer(), await peer()]
+    try {
+      const s = t.issuer.session()
+      const r = await allocate({ host: LO, port: t.relay.port }, s.ticketA)
+      expect(r.observed).toMatchObject({ address: LO, family: 'IPv4' })
+      const { portA } = await connect(t.relay, s, a, b)
+      a.send(fakeData(80), portA)
+      expect(await until(() => b.got.length === 1)).toBe(true)
+    } finally {
+      a.close()
+      b.close()
+      await t.relay.close()
+    }
+  })
+})
+
 describe('relay abuse controls', () => {
   test('a source flooding invalid tickets gets blocked; the deny list drops from the start', async () => {
     const t = await testRelay({ invalidTicketLimit: 5, deny: ['127.0.0.3', '10.0.0.0/8'] })
