@@ -126,6 +126,7 @@ export class Agent {
   private queue: Queued[] = []
   /** Signals that arrived before the peer they concern (e.g. a punch racing the join response). */
   private early = new Map<string, Queued[]>()
+  private beforeParty: { partyId: string; q: Queued }[] = []
   private iface: AgentInterface | null = null
   private party: PartyInfo | null = null
   private selfId = ''
@@ -187,6 +188,7 @@ export class Agent {
     log.info('interface up', { name: iface.name, address: me.virtual_ip })
 
     for (const peer of Object.values(this.party.peers)) if (peer.peer_id !== this.selfId) this.queue.push({ kind: 'peer', peer })
+    for (const { partyId, q } of this.beforeParty.splice(0)) if (partyId === this.party.party_id) this.queue.push(q)
     this.timers.push(setInterval(() => void this.poll(), POLL_MS))
     await this.poll()
   }
@@ -224,10 +226,15 @@ export class Agent {
   private listen() {
     const { control, log } = this.deps
     const mine = (partyId: string) => this.party !== null && partyId === this.party.party_id
+    // Member events that arrive while createParty/joinParty is still answering are kept, then filtered by party.
+    const member = (partyId: string, q: Queued) => {
+      if (mine(partyId)) this.queue.push(q)
+      else if (!this.party && this.beforeParty.length < 256) this.beforeParty.push({ partyId, q })
+    }
     this.offs.push(
-      control.on('peer_joined', (e) => mine(e.party_id) && this.queue.push({ kind: 'peer', peer: e.peer })),
-      control.on('peer_updated', (e) => mine(e.party_id) && this.queue.push({ kind: 'peer', peer: e.peer })),
-      control.on('peer_left', (e) => mine(e.party_id) && this.queue.push({ kind: 'left', peerId: e.peer_id })),
+      control.on('peer_joined', (e) => member(e.party_id, { kind: 'peer', peer: e.peer })),
+      control.on('peer_updated', (e) => member(e.party_id, { kind: 'peer', peer: e.peer })),
+      control.on('peer_left', (e) => member(e.party_id, { kind: 'left', peerId: e.peer_id })),
       control.on('party_deleted', (e) => {
         if (!mine(e.party_id)) return
         log.warn('party deleted', { party_id: e.party_id, reason: e.reason })
