@@ -36,6 +36,8 @@ interface Fwd {
   name: 'c' | 'bun' | 'relay'
   label: string
   child: Child
+  /** How many sessions (socket pairs) it holds. */
+  pairs: number
   /** A fresh plan for one generator run (new sockets, so new handshakes) over `sessions` sessions. */
   plan(sessions?: number): Plan
 }
@@ -55,13 +57,10 @@ const children: Child[] = []
 
 // A fixed 16-byte header for the baselines too, so every forwarder moves the same bytes.
 const baselineHeader = Uint8Array.of(4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-const pairPlan = (a: number, b: number): Plan => ({
+const pairsPlan = (pairs: [number, number][]): Plan => ({
   template: baselineHeader,
-  hellos: [
-    { side: 'b', port: b, bytes: Uint8Array.of(0) },
-    { side: 'a', port: a, bytes: Uint8Array.of(0) },
-  ],
-  targets: [a],
+  hellos: [...pairs.map(([, b]) => ({ side: 'b' as const, port: b, bytes: Uint8Array.of(0) })), ...pairs.map(([a]) => ({ side: 'a' as const, port: a, bytes: Uint8Array.of(0) }))],
+  targets: pairs.map(([a]) => a),
 })
 
 let relaySessions: BenchSession[] = []
@@ -75,13 +74,14 @@ try {
     const child = spawnChild(fwdCpu([fwdBin]))
     children.push(child)
     const [, a, b] = (await child.line()).split(' ').map(Number)
-    fwds.push({ name: 'c', label: 'C recvmmsg/sendmmsg forwarder', child, plan: () => pairPlan(a!, b!) })
+    fwds.push({ name: 'c', label: 'C recvmmsg/sendmmsg forwarder', child, pairs: 1, plan: () => pairsPlan([[a!, b!]]) })
   }
   if (only.has('bun')) {
-    const child = spawnChild(fwdCpu([BUN, ...profileFlags('bun-forwarder'), join(import.meta.dir, 'bun-forwarder.ts')]))
+    // As many socket pairs as the relay has sessions, for the latency run over all of them.
+    const child = spawnChild(fwdCpu([BUN, ...profileFlags('bun-forwarder'), join(import.meta.dir, 'bun-forwarder.ts'), String(opt.sessions + 1)]))
     children.push(child)
-    const p = JSON.parse(await child.line()) as { port_a: number; port_b: number }
-    fwds.push({ name: 'bun', label: 'bare Bun.udpSocket forwarder', child, plan: () => pairPlan(p.port_a, p.port_b) })
+    const p = JSON.parse(await child.line(30_000)) as { pairs: [number, number][] }
+    fwds.push({ name: 'bun', label: 'bare Bun.udpSocket forwarder', child, pairs: p.pairs.length, plan: (n = 1) => pairsPlan(p.pairs.slice(0, n)) })
   }
   if (only.has('relay')) {
     if (!existsSync(join(REPO_DIR, 'src/relay/index.ts'))) {
@@ -112,7 +112,7 @@ try {
           targets: ss.map((s) => s.portA),
         }
       }
-      fwds.push({ name: 'relay', label: 'LANrage relay, all checks on', child, plan: relayPlan })
+      fwds.push({ name: 'relay', label: 'LANrage relay, all checks on', child, pairs: opt.sessions + 1, plan: relayPlan })
       // The other sessions are made now, so the throughput runs already see a relay holding them all.
       const t0 = performance.now()
       const more: BenchSession[] = []
@@ -194,8 +194,8 @@ try {
       )
     row('direct (no forwarder)', 0, direct)
     for (const f of fwds) row(f.name, 1, await runGen(genBin, f.plan(1), lat))
-    const relay = fwds.find((f) => f.name === 'relay')
-    if (relay && relaySessions.length > 1) row('relay', relaySessions.length, await runGen(genBin, relay.plan(relaySessions.length), lat))
+    // The same load spread over every session: a datagram per socket wakeup instead of batches on one socket.
+    for (const f of fwds) if (f.pairs > 1) row(f.name, f.pairs, await runGen(genBin, f.plan(f.pairs), lat))
   }
 
   if (relayPid) {
