@@ -88,10 +88,12 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const binding = new Map<Session, Promise<boolean>>()
   let closed = false
 
-  const onError = (where: string) => (_s: unknown, err: Error) => {
-    // STYLE.md §3: without an error handler an ICMP unreachable (ECONNREFUSED) would kill the process.
+  // STYLE.md §3: without an error handler an ICMP unreachable (ECONNREFUSED) would kill the process. Bun 1.4.4
+  // calls it with the error alone although the typings say (socket, error), so take whichever is the error.
+  const onError = (where: string) => (a: unknown, b?: unknown) => {
+    const err = (b ?? a) as (Error & { code?: string }) | undefined
     metrics.socketErrors++
-    log.debug('socket error', { where, code: (err as Error & { code?: string }).code, error: err })
+    log.debug('socket error', { where, code: err?.code, error: err instanceof Error ? err.message : String(err) })
   }
 
   // ---------------------------------------------------------------- main port: STUN + ALLOCATE

@@ -237,6 +237,22 @@ describe('relay forwarding and what it refuses', () => {
     expect(t.relay.stats().forwarded - after.forwarded).toBe(50)
   })
 
+  test('a peer that went away (ICMP port unreachable) is an error counted, not a crash', async () => {
+    const s = t.issuer.session()
+    const [a, b] = [await mk(), await mk()]
+    const { portA } = await connect(t.relay, s, a, b)
+    b.close()
+    const before = t.relay.stats().socket_errors
+    for (let i = 0; i < 3; i++) {
+      a.send(fakeData(64), portA)
+      await Bun.sleep(20)
+    }
+    expect(await until(() => t.relay.stats().socket_errors > before)).toBe(true)
+    const p = await mk()
+    p.send(encodeBindingRequest(), t.relay.port)
+    expect(await until(() => p.got.length === 1)).toBe(true) // still serving
+  })
+
   test('idle expiry frees the ports', async () => {
     const s = t.issuer.session()
     const [a, b] = [await mk(), await mk()]
