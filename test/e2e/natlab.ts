@@ -15,7 +15,7 @@ import { join } from 'node:path'
  * `lra` plus this process's pid: every helper runs the whole suite before merging, so two runs of these tests
  * may overlap on one machine; each needs its own namespaces and WireGuard interface names.
  */
-export const NS_PREFIX = `lra${process.pid % 100000}`
+export const NS_PREFIX = `lra${process.pid}`
 export const TOPO = join(import.meta.dir, '..', '..', '..', 'shared', 'natlab', 'topo.sh')
 export const PUB_IP = '203.0.113.10'
 export const natWanIp = (n: number) => `203.0.113.${20 + n}`
@@ -97,6 +97,16 @@ export interface ExecResult {
   err: string
 }
 
+/** Removes natlabs of earlier runs that were killed before their afterAll (their pid is gone). */
+function removeStaleLabs() {
+  const names = Bun.spawnSync(['ip', 'netns', 'list']).stdout.toString()
+  const pids = new Set([...names.matchAll(/^lra(\d+)-/gm)].map((m) => Number(m[1])))
+  for (const pid of pids) {
+    if (pid === process.pid || existsSync(`/proc/${pid}`)) continue
+    Bun.spawnSync(['bash', TOPO, 'down'], { env: { ...process.env, LR_NS: `lra${pid}` } })
+  }
+}
+
 export class Natlab {
   private procs: NsProcess[] = []
   private wgNames = new Set<string>()
@@ -104,6 +114,7 @@ export class Natlab {
 
   /** Builds the topology: one gamer behind each NAT kind given (peer1 behind kinds[0], ...). */
   static up(kinds: NatKind[]): Natlab {
+    removeStaleLabs()
     const p = Bun.spawnSync(['bash', TOPO, 'up', ...kinds], { env: { ...process.env, LR_NS: NS_PREFIX } })
     if (p.exitCode !== 0) throw new Error(`topo.sh up ${kinds.join(' ')} failed: ${p.stderr.toString()}${p.stdout.toString()}`)
     return new Natlab(kinds)
