@@ -22,9 +22,8 @@
  * Sizes: WireGuard transport messages are a 16-byte header plus a multiple of 16 bytes (§5.4.6), and the relay
  * drops anything else, so 200 B and 1400 B become the nearest valid sizes, 208 B and 1408 B (for all three).
  */
-import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { BUN, compileC, flags, fmt, machine, median, pinned, profileFlags, REPO_DIR, rssMiB, spawnChild, type Child, waitQuiet } from './lib/common.ts'
+import { BUN, compileC, flags, fmt, machine, median, pinned, profileFlags, rssMiB, spawnChild, type Child, waitQuiet } from './lib/common.ts'
 import { Allocator, createSession, initiation, response, ticketKey, transportHeader, type BenchSession } from './lib/relay-session.ts'
 import { freeUdpPorts, runGen, type GenResult, type Plan } from './lib/udpgen.ts'
 
@@ -34,7 +33,6 @@ const only = new Set(opt.only.split(','))
 
 interface Fwd {
   name: 'c' | 'bun' | 'relay'
-  label: string
   child: Child
   /** How many sessions (socket pairs) it holds. */
   pairs: number
@@ -45,8 +43,8 @@ interface Fwd {
 if (opt.quietWait > 0) await waitQuiet(opt.quietLoad, opt.quietWait)
 console.log(`# relay throughput — ${machine()}`)
 const genBin = compileC('udpgen', ['-pthread'])
-// Forwarders on CPU 1, the generator on CPU 0: the generator's sender (as fast as it can) must not take the
-// forwarder's core. All three forwarders get the same single core ("one relay process saturates one core").
+// Forwarders on CPU 1, the generator on CPU 0: the generator's sender must not take the forwarder's core.
+// All three forwarders get the same single core ("one relay process saturates one core", DESIGN.md).
 const fwdCpu = (cmd: string[]) => (opt.pin ? pinned('1', cmd) : cmd)
 const genPrefix = opt.pin ? pinned('0', []) : []
 // The generator's two sockets keep these ports across runs (see udpgen.c --ports).
@@ -74,56 +72,52 @@ try {
     const child = spawnChild(fwdCpu([fwdBin]))
     children.push(child)
     const [, a, b] = (await child.line()).split(' ').map(Number)
-    fwds.push({ name: 'c', label: 'C recvmmsg/sendmmsg forwarder', child, pairs: 1, plan: () => pairsPlan([[a!, b!]]) })
+    fwds.push({ name: 'c', child, pairs: 1, plan: () => pairsPlan([[a!, b!]]) })
   }
   if (only.has('bun')) {
     // As many socket pairs as the relay has sessions, for the latency run over all of them.
     const child = spawnChild(fwdCpu([BUN, ...profileFlags('bun-forwarder'), join(import.meta.dir, 'bun-forwarder.ts'), String(opt.sessions + 1)]))
     children.push(child)
     const p = JSON.parse(await child.line(30_000)) as { pairs: [number, number][] }
-    fwds.push({ name: 'bun', label: 'bare Bun.udpSocket forwarder', child, pairs: p.pairs.length, plan: (n = 1) => pairsPlan(p.pairs.slice(0, n)) })
+    fwds.push({ name: 'bun', child, pairs: p.pairs.length, plan: (n = 1) => pairsPlan(p.pairs.slice(0, n)) })
   }
   if (only.has('relay')) {
-    if (!existsSync(join(REPO_DIR, 'src/relay/index.ts'))) {
-      console.log('relay: src/relay/index.ts is not there yet; measuring the baselines only')
-    } else {
-      const key = ticketKey()
-      const relayId = Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString('hex')
-      const child = spawnChild(fwdCpu([BUN, ...profileFlags('relay'), join(import.meta.dir, 'relay-host.ts')]), {
-        env: {
-          BENCH_TICKET_KEY: Buffer.from(key.publicKey).toString('base64'),
-          BENCH_RELAY_ID: relayId,
-          BENCH_SESSIONS: String(opt.sessions + 1),
-        },
-      })
-      children.push(child)
-      const info = JSON.parse(await child.line(30_000)) as { main_port: number; pid: number }
-      relayPid = child.proc.pid
-      relayRss0 = rssMiB(relayPid)
-      const alloc = await Allocator.open()
-      relaySessions.push(await createSession(alloc, { mainPort: info.main_port, relayId, key }))
-      relayRss1 = rssMiB(relayPid)
-      const relayPlan = (n = 1): Plan => {
-        const ss = relaySessions.slice(0, n)
-        return {
-          template: transportHeader(ss[0]!),
-          // b answers first so the relay knows where a's traffic goes as soon as a's handshake arrives.
-          hellos: [...ss.map((s) => ({ side: 'b' as const, port: s.portB, bytes: response(s) })), ...ss.map((s) => ({ side: 'a' as const, port: s.portA, bytes: initiation(s) }))],
-          targets: ss.map((s) => s.portA),
-        }
+    const key = ticketKey()
+    const relayId = Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString('hex')
+    const child = spawnChild(fwdCpu([BUN, ...profileFlags('relay'), join(import.meta.dir, 'relay-host.ts')]), {
+      env: {
+        BENCH_TICKET_KEY: Buffer.from(key.publicKey).toString('base64'),
+        BENCH_RELAY_ID: relayId,
+        BENCH_SESSIONS: String(opt.sessions + 1),
+      },
+    })
+    children.push(child)
+    const info = JSON.parse(await child.line(30_000)) as { main_port: number; pid: number }
+    relayPid = child.proc.pid
+    relayRss0 = rssMiB(relayPid)
+    const alloc = await Allocator.open()
+    relaySessions.push(await createSession(alloc, { mainPort: info.main_port, relayId, key }))
+    relayRss1 = rssMiB(relayPid)
+    const relayPlan = (n = 1): Plan => {
+      const ss = relaySessions.slice(0, n)
+      return {
+        template: transportHeader(ss[0]!),
+        // b answers first so the relay knows where a's traffic goes as soon as a's handshake arrives.
+        hellos: [...ss.map((s) => ({ side: 'b' as const, port: s.portB, bytes: response(s) })), ...ss.map((s) => ({ side: 'a' as const, port: s.portA, bytes: initiation(s) }))],
+        targets: ss.map((s) => s.portA),
       }
-      fwds.push({ name: 'relay', label: 'LANrage relay, all checks on', child, pairs: opt.sessions + 1, plan: relayPlan })
-      // The other sessions are made now, so the throughput runs already see a relay holding them all.
-      const t0 = performance.now()
-      const more: BenchSession[] = []
-      for (let i = 1; i <= opt.sessions; i += 32) {
-        const batch = Array.from({ length: Math.min(32, opt.sessions + 1 - i) }, () => createSession(alloc, { mainPort: info.main_port, relayId, key }))
-        more.push(...(await Promise.all(batch)))
-      }
-      relaySessions = [...relaySessions, ...more]
-      console.log(`relay: ${relaySessions.length} sessions allocated in ${fmt(performance.now() - t0)} ms`)
-      alloc.close()
     }
+    fwds.push({ name: 'relay', child, pairs: opt.sessions + 1, plan: relayPlan })
+    // The other sessions are made now, so the throughput runs already see a relay holding them all.
+    const t0 = performance.now()
+    const more: BenchSession[] = []
+    for (let i = 1; i <= opt.sessions; i += 32) {
+      const batch = Array.from({ length: Math.min(32, opt.sessions + 1 - i) }, () => createSession(alloc, { mainPort: info.main_port, relayId, key }))
+      more.push(...(await Promise.all(batch)))
+    }
+    relaySessions = [...relaySessions, ...more]
+    console.log(`relay: ${relaySessions.length} sessions allocated in ${fmt(performance.now() - t0)} ms`)
+    alloc.close()
   }
 
   // Throughput: per round and forwarder, a ladder of paced offered loads (×1.3 a step, from 3/4 of the best so
