@@ -6,8 +6,8 @@
  *   BENCH_TICKET_KEY   base64 Ed25519 public key the tickets are signed with
  *   BENCH_RELAY_ID     16 hex digits: the relay id the tickets name
  *   BENCH_SESSIONS     how many sessions it must hold (sizes the port range and capacity)
- *   BENCH_PORTS        first session port (default 12000, below the kernel's ephemeral range and away from the
- *                      20000-29599 the relay tests use; the range is 2 × sessions + 64 ports from there)
+ *   BENCH_PORTS        first session port (default 12000; the range is 2 × sessions + 64 ports from there;
+ *                      relay-throughput.ts picks a random start below 20000, where the relay tests begin)
  *
  * Two defaults are changed, and only because the bench is not a game: the per-side token bucket (20k packets/s,
  * 25 MB/s) would cap one session below what is being measured, so it is raised to 100M packets/s and 1 TB/s;

@@ -89,6 +89,9 @@ try {
         BENCH_TICKET_KEY: Buffer.from(key.publicKey).toString('base64'),
         BENCH_RELAY_ID: relayId,
         BENCH_SESSIONS: String(opt.sessions + 1),
+        // A random spot below 20000 (the relay tests use 20000-29599), so that two runs at once (which measure
+        // nothing useful, but happen on a shared machine) do not fight over the same ports.
+        BENCH_PORTS: String(10_000 + Math.floor(Math.random() * (10_000 - 2 * (opt.sessions + 1) - 64))),
       },
     })
     children.push(child)
