@@ -9,7 +9,6 @@
 import { createHash } from 'node:crypto'
 import { networkInterfaces } from 'node:os'
 import type { Clock } from '../shared/clock.ts'
-import { systemClock } from '../shared/clock.ts'
 import { createLogger, type Logger } from '../shared/log.ts'
 import { decodeAllocateRequest, encodeAllocateResponse, isAllocate, type AllocateStatus } from '../shared/wire/allocate.ts'
 import { BINDING_REQUEST, decodeStun, encodeBindingResponse, isStun } from '../shared/wire/stun.ts'
@@ -66,12 +65,17 @@ export function defaultPublicIp(host: string): string {
 }
 
 const SWEEP_MS = 5000
+const COARSE_CLOCK_MS = 5
 /** How many times ALLOCATE tries fresh ports when a session port cannot be bound (held by another program). */
 const BIND_RETRIES = 4
 
 export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Promise<Relay> {
   const log = deps.log ?? createLogger('relay')
-  const clock = deps.clock ?? systemClock
+  // Reading the system clock costs ~60 ns here (more than the rest of the per-datagram decision), so the data
+  // path reads a value a timer refreshes every COARSE_CLOCK_MS; token buckets and expiry need no finer time.
+  // An injected clock (tests) is read directly.
+  let coarseNow = Date.now()
+  const clock: Clock = deps.clock ?? { now: () => coarseNow }
   const range = parsePortRange(config.ports)
   if (!range) throw new RangeError(`bad port range ${JSON.stringify(config.ports)}: expected FIRST-LAST within 1-65535`)
   const host = config.host
@@ -117,6 +121,7 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     },
   })
   sockets.add(main)
+  const coarseTimer = deps.clock ? undefined : setInterval(() => (coarseNow = Date.now()), COARSE_CLOCK_MS)
   const relayId: string = config.relayId || defaultRelayId(publicIp, main.port)
   const table: SessionTable = new SessionTable({
     relayId,
@@ -375,6 +380,7 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       if (closed) return
       closed = true
       link?.stop()
+      if (coarseTimer) clearInterval(coarseTimer)
       if (sweepTimer) clearInterval(sweepTimer)
       if (statsTimer) clearInterval(statsTimer)
       await Promise.allSettled([...binding.values()])

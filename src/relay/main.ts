@@ -4,6 +4,7 @@
  * given; stops cleanly on SIGINT/SIGTERM.
  */
 import { runCommand } from '../shared/command.ts'
+import { LanrageError } from '../shared/errors.ts'
 import type { CommandSpec } from '../shared/config.ts'
 import { createLogger } from '../shared/log.ts'
 import { untilSignal } from '../shared/signals.ts'
@@ -24,7 +25,10 @@ export const spec = {
 export async function main(argv: string[]): Promise<number> {
   return runCommand(spec, { argv, env: process.env }, async (config) => {
     const log = createLogger('relay')
-    const relay = await startRelay(config, { log })
+    const relay = await startRelay(config, { log }).catch((e: unknown) => {
+      const why = e instanceof Error ? e.message : String(e)
+      throw new LanrageError('RELAY_START_FAILED', `cannot start the relay on ${config.host}:${config.port}: ${why}`, 500)
+    })
     const sig = await untilSignal()
     log.info('shutting down', { signal: sig })
     await relay.close()

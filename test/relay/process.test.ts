@@ -66,6 +66,20 @@ describe('lanrage relay', () => {
     }
   })
 
+  test('a main port already in use: exit 1 with a sentence, no stack trace', async () => {
+    const hold = await Bun.udpSocket({ hostname: '127.0.0.1', port: 0 })
+    try {
+      const r = Bun.spawnSync([BIN, 'relay', '--host', '127.0.0.1', '--port', String(hold.port), '--ports', portRange()], { timeout: 10_000 })
+      expect(r.exitCode).toBe(1)
+      const err = r.stderr.toString()
+      expect(err).toContain(`lanrage relay: cannot start the relay on 127.0.0.1:${hold.port}: bind EADDRINUSE`)
+      expect(err).toContain('(RELAY_START_FAILED)')
+      expect(err).not.toContain('    at ')
+    } finally {
+      hold.close()
+    }
+  })
+
   test('bad options exit 2 and name the option', () => {
     const r = Bun.spawnSync([BIN, 'relay', '--ports', 'abc', '--port', '70000'])
     expect(r.exitCode).toBe(2)

@@ -219,7 +219,7 @@ describe('relay forwarding and what it refuses', () => {
     const { portA } = await connect(t.relay, s, a, b)
     clock.advance(2000) // refill A's bucket: 100 packets/s, burst 1 s
     const before = t.relay.stats()
-    const N = 400
+    const N = 250
     for (let i = 0; i < N; i++) a.send(fakeData(64), portA)
     await settle(() => t.relay.stats().packets_in) // loopback may drop some of a burst; count what arrived
     const after = t.relay.stats()
@@ -228,13 +228,15 @@ describe('relay forwarding and what it refuses', () => {
     const limited = after.drops.rate_limited - before.drops.rate_limited
     expect(inN).toBeLessThanOrEqual(N)
     expect(out).toBeLessThanOrEqual(inN)
+    expect(inN).toBeGreaterThan(100) // (a loaded kernel may drop some of the burst, never most of it)
     expect(out).toBe(100) // the clock did not move: exactly one bucket's worth
     expect(limited).toBe(inN - 100)
-    expect(b.got.length).toBe(100)
+    expect(await settle(() => b.got.length)).toBe(100)
     clock.advance(500) // half a second refills 50
     for (let i = 0; i < 80; i++) a.send(fakeData(64), portA)
     await settle(() => t.relay.stats().packets_in)
-    expect(t.relay.stats().forwarded - after.forwarded).toBe(50)
+    const more = t.relay.stats().packets_in - after.packets_in
+    expect(t.relay.stats().forwarded - after.forwarded).toBe(Math.min(50, more))
   })
 
   test('a peer that went away (ICMP port unreachable) is an error counted, not a crash', async () => {
