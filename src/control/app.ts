@@ -37,8 +37,14 @@ const PartyParams = t.Object({ party_id: PartyId })
 const PeerParams = t.Object({ party_id: PartyId, peer_id: PeerId })
 const SignalType = t.String({ minLength: 1, maxLength: 32, pattern: '^[a-z0-9_.-]+$' })
 
-/** Reads a request body as text, refusing it (413) as soon as it exceeds `limit` bytes (chunked uploads too). */
+/**
+ * Reads a request body as text. A body with a Content-Length was already held to `limit` in onRequest, so it is
+ * read in one piece (`request.text()`: no ReadableStream iteration, which cost ~35% of the CPU of a heartbeat).
+ * Only a chunked body (no Content-Length) is streamed, and refused (413) as soon as it exceeds `limit` bytes.
+ */
 async function readBody(request: Request, limit: number): Promise<string> {
+  // Checked before touching request.body: the getter alone makes Bun build the stream.
+  if (request.headers.has('content-length')) return request.text()
   if (!request.body) return ''
   const chunks: Uint8Array[] = []
   let size = 0
