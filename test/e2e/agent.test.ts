@@ -319,3 +319,32 @@ describe.skipIf(!!skip)('lanrage up: dropped by the control server, the agent re
     }
   }, 60_000)
 })
+
+describe.skipIf(!!skip)('lanrage up: relayed while direct is blocked, direct once it is not', () => {
+  const s = scenario(['cone', 'cone'])
+  test('falls back to the relay, then a later direct try succeeds', async () => {
+    const lab = s.ctx.lab!
+    // Each router drops what comes from the other's public address: punching cannot work, the relay can.
+    const block = (op: '-I' | '-D') =>
+      [1, 2].map((n) => lab.exec(Natlab.ns(`nat${n}`), ['iptables', op, 'FORWARD', '-s', natWanIp(3 - n), '-j', 'DROP']).code)
+    try {
+      expect(block('-I')).toEqual([0, 0])
+      const a1 = await s.up(1, { create: 'blocked' }, ['--direct-retry', '3'])
+      const a2 = await s.up(2, { join: a1.partyId }, ['--direct-retry', '3'])
+      await lab.waitForPing(a1.ns, a2.vip, 15_000)
+      for (const a of [a1, a2]) await until(`${a.iface} relayed`, () => status(a).peers[0]?.path, (p) => p === 'relay', 3000)
+      expect(block('-D')).toEqual([0, 0])
+      for (const [a, other] of [[a1, 2], [a2, 1]] as const) {
+        const st = await until(`${a.iface} direct again`, () => status(a), (x) => x.peers[0]?.path === 'direct', 20_000)
+        expect(st.peers[0]!.endpoint).toStartWith(natWanIp(other) + ':')
+      }
+      await lab.waitForPing(a1.ns, a2.vip, 3000)
+      for (const a of [a2, a1]) expect(lanrage(['down'], a).code).toBe(0)
+    } catch (e) {
+      console.error(s.logs())
+      throw e
+    } finally {
+      block('-D')
+    }
+  }, 60_000)
+})

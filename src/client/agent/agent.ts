@@ -295,7 +295,10 @@ export class Agent {
           peer.wg = w ? { endpoint: w.endpoint, latestHandshake: w.latestHandshake, rx: w.rxBytes } : null
           if (!w) continue
           // Fresh packets from the peer while WireGuard still uses the endpoint we set (it roams otherwise, §6.5).
-          if (w.rxBytes > peer.lastRx && peer.setEndpoint !== null && w.endpoint === peer.setEndpoint) await this.step(peer, { type: 'traffic' }, now)
+          // A completed handshake is required too: a handshake initiation received while our answers cannot get
+          // back (one-way filtering) raises rx without making a working path.
+          const fresh = w.rxBytes > peer.lastRx && w.latestHandshake !== null
+          if (fresh && peer.setEndpoint !== null && w.endpoint === peer.setEndpoint) await this.step(peer, { type: 'traffic' }, now)
           peer.lastRx = w.rxBytes
         }
       }

@@ -7,6 +7,7 @@ import { createLogger } from '../../shared/log.ts'
 import { RemoteControlPlane } from '../control/remote.ts'
 import { detectNatFromPort } from '../nat/detect.ts'
 import { IFNAME_RE, WireGuardInterface } from '../wireguard/iface.ts'
+import { DEFAULT_TIMING } from '../punch/conn.ts'
 import { Agent } from './agent.ts'
 import { allocate, listRelays } from './relay-client.ts'
 import { alive, loadOrCreateKey, readStatusFile, removeStatusFile, settingsReader, statusPath, writeStatusFile } from './state.ts'
@@ -29,6 +30,7 @@ export const spec = {
     maxPeers: Type.Optional(Type.Integer({ minimum: 2, maximum: 254, description: 'party size limit (with --create)', settings: false })),
     interface: Type.String({ default: 'lanrage0', pattern: IFNAME_RE.source, description: 'WireGuard interface name (unique per machine)' }),
     listenPort: Type.Integer({ default: 0, minimum: 0, maximum: 65535, description: 'WireGuard UDP port (0: a free one)' }),
+    directRetry: Type.Number({ default: DEFAULT_TIMING.directRetryMs / 1000, minimum: 1, description: 'seconds between tries of a direct path while relayed (doubling while they fail)' }),
     heartbeatInterval: Type.Number({
       default: 30,
       minimum: 0.5,
@@ -72,6 +74,7 @@ export async function main(argv: string[]): Promise<number> {
         listenPort,
         party: cfg.create !== undefined ? { create: cfg.create, maxPeers: cfg.maxPeers } : { join: cfg.join! },
         password: cfg.password,
+        timing: { ...DEFAULT_TIMING, directRetryMs: cfg.directRetry * 1000 },
       },
       {
         control,
