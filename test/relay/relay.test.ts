@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { ManualClock } from '../../src/shared/clock.ts'
 import { signTicket, decodeTicket } from '../../src/shared/wire/ticket.ts'
-import { decodeBindingResponse, encodeBindingRequest } from '../../src/shared/wire/stun.ts'
+import { BINDING_INDICATION, decodeBindingResponse, encodeBindingRequest, encodeStun, newTransactionId } from '../../src/shared/wire/stun.ts'
 import { allocate, fakeData, fakeInitiation, type TestSession } from '../../src/relay/testing.ts'
 import type { Relay } from '../../src/relay/index.ts'
 import { peer, settle, testRelay, until, type Peer } from './helpers.ts'
@@ -40,6 +40,24 @@ describe('relay main port', () => {
       const r = decodeBindingResponse(p.got[0]!.buf)
       expect(r).toMatchObject({ ok: true, mapped: { address: LO, port: p.port, family: 'IPv4' } })
       expect(t.relay.stats().stun_responses).toBeGreaterThanOrEqual(1)
+    } finally {
+      p.close()
+    }
+  })
+
+  test('a Binding request with a bad FINGERPRINT, or an indication, gets no answer and is counted', async () => {
+    const p = await peer()
+    try {
+      const before = t.relay.stats().drops.bad_stun
+      const bad = encodeBindingRequest()
+      bad[bad.length - 1] = bad[bad.length - 1]! ^ 0xff
+      // A well-formed Binding indication (RFC 8489 §5): valid, but indications are never answered.
+      const indication = encodeStun({ type: BINDING_INDICATION, transactionId: newTransactionId(), attributes: [] }, { fingerprint: true })
+      p.send(bad, t.relay.port)
+      p.send(indication, t.relay.port)
+      expect(await until(() => t.relay.stats().drops.bad_stun - before === 2)).toBe(true)
+      await Bun.sleep(50)
+      expect(p.got.length).toBe(0)
     } finally {
       p.close()
     }
