@@ -72,7 +72,16 @@ function scenario(kinds: NatKind[], stunTargets: 1 | 2 = 2, serverArgs: string[]
     return new Map(r.out.trim().split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]))
   }
 
-  return { ctx, up, endpoints, logs: () => ctx.lab?.logs() ?? '' }
+  /** Wraps a test body so that a failure prints the output of every process in the lab. */
+  const logged = (fn: () => Promise<void>) => async () => {
+    try {
+      await fn()
+    } catch (e) {
+      console.error(ctx.lab?.logs() ?? '')
+      throw e
+    }
+  }
+  return { ctx, up, endpoints, logged }
 }
 
 /**
@@ -142,43 +151,33 @@ describe.skipIf(!!skip)('lanrage up: cone / cone / cone', () => {
   const s = scenario(['cone', 'cone', 'cone'])
   let a1: AgentHandle, a2: AgentHandle, a3: AgentHandle
 
-  test('two gamers ping each other within 10 s over a direct path', async () => {
-    try {
-      a1 = await s.up(1, { create: 'lan night' })
-      const started = Date.now()
-      a2 = await s.up(2, { join: a1.partyId })
-      expect(a2.partyId).toBe(a1.partyId)
-      expect(a2.vip).not.toBe(a1.vip)
-      await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 10_000 - (Date.now() - started))
-      await s.ctx.lab!.waitForPing(a2.ns, a1.vip, 2_000)
-      // Direct: each side's WireGuard endpoint is the other NAT's public address, not the relay.
-      const k2 = (await until('a2 in status', () => status(a1), (st) => st.peers.length === 1, 3000)).peers[0]!.public_key
-      expect(s.endpoints(a1).get(k2)).toStartWith(natWanIp(2) + ':')
-      expect([...s.endpoints(a2).values()][0]).toStartWith(natWanIp(1) + ':')
-      const st1 = await until('a1 sees a2 direct', () => status(a1), (st) => st.peers[0]?.path === 'direct', 3000)
-      expect(st1).toMatchObject({ running: true, self: { virtual_ip: a1.vip, nat_type: 'port_restricted_cone' } })
-      expect(st1.peers[0]).toMatchObject({ virtual_ip: a2.vip, path: 'direct' })
-      expect(st1.peers[0]!.endpoint).toStartWith(natWanIp(2) + ':')
-      await a1.proc.waitFor(new RegExp(`^peer [0-9a-f]{16} ${a2.vip.replace(/\./g, '\\.')} direct ${natWanIp(2)}:\\d+$`, 'm'), 2000)
-    } catch (e) {
-      console.error(s.logs())
-      throw e
-    }
-  }, 30_000)
+  test('two gamers ping each other within 10 s over a direct path', s.logged(async () => {
+    a1 = await s.up(1, { create: 'lan night' })
+    const started = Date.now()
+    a2 = await s.up(2, { join: a1.partyId })
+    expect(a2.partyId).toBe(a1.partyId)
+    expect(a2.vip).not.toBe(a1.vip)
+    await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 10_000 - (Date.now() - started))
+    await s.ctx.lab!.waitForPing(a2.ns, a1.vip, 2_000)
+    // Direct: each side's WireGuard endpoint is the other NAT's public address, not the relay.
+    const k2 = (await until('a2 in status', () => status(a1), (st) => st.peers.length === 1, 3000)).peers[0]!.public_key
+    expect(s.endpoints(a1).get(k2)).toStartWith(natWanIp(2) + ':')
+    expect([...s.endpoints(a2).values()][0]).toStartWith(natWanIp(1) + ':')
+    const st1 = await until('a1 sees a2 direct', () => status(a1), (st) => st.peers[0]?.path === 'direct', 3000)
+    expect(st1).toMatchObject({ running: true, self: { virtual_ip: a1.vip, nat_type: 'port_restricted_cone' } })
+    expect(st1.peers[0]).toMatchObject({ virtual_ip: a2.vip, path: 'direct' })
+    expect(st1.peers[0]!.endpoint).toStartWith(natWanIp(2) + ':')
+    await a1.proc.waitFor(new RegExp(`^peer [0-9a-f]{16} ${a2.vip.replace(/\./g, '\\.')} direct ${natWanIp(2)}:\\d+$`, 'm'), 2000)
+  }), 30_000)
 
-  test('a third member joining later reaches both, and both reach it', async () => {
-    try {
-      a3 = await s.up(3, { join: a1.partyId })
-      await s.ctx.lab!.waitForPing(a3.ns, a1.vip, 10_000)
-      await s.ctx.lab!.waitForPing(a3.ns, a2.vip, 5_000)
-      await s.ctx.lab!.waitForPing(a1.ns, a3.vip, 5_000)
-      await s.ctx.lab!.waitForPing(a2.ns, a3.vip, 5_000)
-      expect(new Set([a1.vip, a2.vip, a3.vip]).size).toBe(3)
-    } catch (e) {
-      console.error(s.logs())
-      throw e
-    }
-  }, 30_000)
+  test('a third member joining later reaches both, and both reach it', s.logged(async () => {
+    a3 = await s.up(3, { join: a1.partyId })
+    await s.ctx.lab!.waitForPing(a3.ns, a1.vip, 10_000)
+    await s.ctx.lab!.waitForPing(a3.ns, a2.vip, 5_000)
+    await s.ctx.lab!.waitForPing(a1.ns, a3.vip, 5_000)
+    await s.ctx.lab!.waitForPing(a2.ns, a3.vip, 5_000)
+    expect(new Set([a1.vip, a2.vip, a3.vip]).size).toBe(3)
+  }), 30_000)
 
   test('a member leaving (lanrage down) disappears from the others; nothing of it is left behind', async () => {
     const key2 = status(a2).self
@@ -243,29 +242,24 @@ for (const kinds of [
 ] as NatKind[][]) {
   describe.skipIf(!!skip)(`lanrage up: ${kinds.join(' / ')}`, () => {
     const s = scenario(kinds)
-    test('ping within 15 s through the relay', async () => {
-      try {
-        const a1 = await s.up(1, { create: 'relayed' })
-        const started = Date.now()
-        const a2 = await s.up(2, { join: a1.partyId })
-        await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 15_000 - (Date.now() - started))
-        await s.ctx.lab!.waitForPing(a2.ns, a1.vip, 2_000)
-        // Relayed: both endpoints are session ports on the relay; neither side ever learns the other's address.
-        for (const a of [a1, a2]) {
-          const st = await until(`${a.iface} relayed`, () => status(a), (x) => x.peers[0]?.path === 'relay', 3000)
-          expect(st.peers[0]!.endpoint).toStartWith(PUB_IP + ':')
-          expect([...s.endpoints(a).values()][0]).toStartWith(PUB_IP + ':')
-        }
-        expect(s.endpoints(a1).values().next().value).not.toBe(s.endpoints(a2).values().next().value)
-        for (const a of [a2, a1]) {
-          expect(lanrage(['down'], a).code).toBe(0)
-          expect(s.ctx.lab!.exec(a.ns, ['ip', 'link', 'show', 'dev', a.iface]).code).not.toBe(0)
-        }
-      } catch (e) {
-        console.error(s.logs())
-        throw e
+    test('ping within 15 s through the relay', s.logged(async () => {
+      const a1 = await s.up(1, { create: 'relayed' })
+      const started = Date.now()
+      const a2 = await s.up(2, { join: a1.partyId })
+      await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 15_000 - (Date.now() - started))
+      await s.ctx.lab!.waitForPing(a2.ns, a1.vip, 2_000)
+      // Relayed: both endpoints are session ports on the relay; neither side ever learns the other's address.
+      for (const a of [a1, a2]) {
+        const st = await until(`${a.iface} relayed`, () => status(a), (x) => x.peers[0]?.path === 'relay', 3000)
+        expect(st.peers[0]!.endpoint).toStartWith(PUB_IP + ':')
+        expect([...s.endpoints(a).values()][0]).toStartWith(PUB_IP + ':')
       }
-    }, 40_000)
+      expect(s.endpoints(a1).values().next().value).not.toBe(s.endpoints(a2).values().next().value)
+      for (const a of [a2, a1]) {
+        expect(lanrage(['down'], a).code).toBe(0)
+        expect(s.ctx.lab!.exec(a.ns, ['ip', 'link', 'show', 'dev', a.iface]).code).not.toBe(0)
+      }
+    }), 40_000)
   })
 }
 
@@ -273,29 +267,24 @@ describe.skipIf(!!skip)('lanrage up: cone / symmetric, one relay (NAT types unkn
   // With one STUN target the agents cannot see that peer2's NAT is symmetric: they punch, no handshake comes
   // back within 5 s, and they fall back to the relay — the timeout path of the connection state machine.
   const s = scenario(['cone', 'symmetric'], 1)
-  test('the failed punch falls back to the relay; ping within 15 s', async () => {
-    try {
-      const a1 = await s.up(1, { create: 'fallback' })
-      const started = Date.now()
-      const a2 = await s.up(2, { join: a1.partyId })
-      expect(status(a2).self.nat_type).toBe('unknown')
-      await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 15_000 - (Date.now() - started))
-      await a1.proc.waitFor(/^peer [0-9a-f]{16} \S+ relay 203\.0\.113\.10:\d+$/m, 3000)
-      expect(a1.proc.out).not.toMatch(/ direct /)
-      const st = await until('a1 relayed', () => status(a1), (x) => x.peers[0]?.path === 'relay', 3000)
-      expect(st.peers[0]!.endpoint).toStartWith(PUB_IP + ':')
-      for (const a of [a2, a1]) expect(lanrage(['down'], a).code).toBe(0)
-    } catch (e) {
-      console.error(s.logs())
-      throw e
-    }
-  }, 40_000)
+  test('the failed punch falls back to the relay; ping within 15 s', s.logged(async () => {
+    const a1 = await s.up(1, { create: 'fallback' })
+    const started = Date.now()
+    const a2 = await s.up(2, { join: a1.partyId })
+    expect(status(a2).self.nat_type).toBe('unknown')
+    await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 15_000 - (Date.now() - started))
+    await a1.proc.waitFor(/^peer [0-9a-f]{16} \S+ relay 203\.0\.113\.10:\d+$/m, 3000)
+    expect(a1.proc.out).not.toMatch(/ direct /)
+    const st = await until('a1 relayed', () => status(a1), (x) => x.peers[0]?.path === 'relay', 3000)
+    expect(st.peers[0]!.endpoint).toStartWith(PUB_IP + ':')
+    for (const a of [a2, a1]) expect(lanrage(['down'], a).code).toBe(0)
+  }), 40_000)
 })
 
 describe.skipIf(!!skip)('lanrage up: dropped by the control server, the agent rejoins', () => {
   // The server drops members silent for 2 s here; gamer 2's router stops passing its control traffic for a while.
   const s = scenario(['cone', 'cone'], 2, ['--peer-timeout-s', '2', '--cleanup-interval-s', '0.5'])
-  test('the others see it leave (timeout) and come back, and the tunnel works again', async () => {
+  test('the others see it leave (timeout) and come back, and the tunnel works again', s.logged(async () => {
     const lab = s.ctx.lab!
     const block = (op: '-I' | '-D') => lab.exec(Natlab.ns('nat2'), ['iptables', op, 'FORWARD', '-p', 'tcp', '-d', PUB_IP, '--dport', '8667', '-j', 'DROP'])
     try {
@@ -311,18 +300,15 @@ describe.skipIf(!!skip)('lanrage up: dropped by the control server, the agent re
       await lab.waitForPing(a1.ns, a2.vip, 10_000)
       await lab.waitForPing(a2.ns, a1.vip, 2_000)
       for (const a of [a2, a1]) expect(lanrage(['down'], a).code).toBe(0)
-    } catch (e) {
-      console.error(s.logs())
-      throw e
     } finally {
       block('-D')
     }
-  }, 60_000)
+  }), 60_000)
 })
 
 describe.skipIf(!!skip)('lanrage up: relayed while direct is blocked, direct once it is not', () => {
   const s = scenario(['cone', 'cone'])
-  test('falls back to the relay, then a later direct try succeeds', async () => {
+  test('falls back to the relay, then a later direct try succeeds', s.logged(async () => {
     const lab = s.ctx.lab!
     // Each router drops what comes from the other's public address: punching cannot work, the relay can.
     const block = (op: '-I' | '-D') =>
@@ -340,11 +326,8 @@ describe.skipIf(!!skip)('lanrage up: relayed while direct is blocked, direct onc
       }
       await lab.waitForPing(a1.ns, a2.vip, 3000)
       for (const a of [a2, a1]) expect(lanrage(['down'], a).code).toBe(0)
-    } catch (e) {
-      console.error(s.logs())
-      throw e
     } finally {
       block('-D')
     }
-  }, 60_000)
+  }), 60_000)
 })
