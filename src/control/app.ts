@@ -56,7 +56,7 @@ async function readBody(request: Request, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
-const doc = (tag: string, summary: string, bearer = false) => ({ tags: [tag], summary, ...(bearer ? { security: [{ bearer: [] }] } : {}) })
+const doc = (tag: string, summary: string) => ({ tags: [tag], summary })
 
 export interface Control {
   app: ReturnType<typeof buildApp>
@@ -78,287 +78,303 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
   const metrics = new Metrics()
   const started = new WeakMap<Request, number>()
   const sockets = new Map<string, { peerId: string; sock: LiveSocket }>()
-  const auth = (request: Request) => svc.authenticate(request.headers.get('authorization'))
+  // The caller of a bearer route, resolved once per request at the first route-aware stage (parse for a request
+  // with a body, else transform): both run before validation, so an anonymous caller gets 401 whatever its body or
+  // path parameters are and learns nothing about what the route would accept.
+  const callers = new WeakMap<Request, string>()
+  const caller = (request: Request) => {
+    let peerId = callers.get(request)
+    if (peerId === undefined) callers.set(request, (peerId = svc.authenticate(request.headers.get('authorization'))))
+    return peerId
+  }
+  // "METHOD /path" of every bearer route, read from the built app (the bearer macro marks them in their OpenAPI detail).
+  let bearerRoutes: Set<string> | undefined
   // Behind a reverse proxy every request comes from the proxy: with trustProxy the first X-Forwarded-For hop counts.
   const clientIp = (server: { requestIP(r: Request): { address: string } | null } | null, request: Request) =>
     (config.trustProxy && request.headers.get('x-forwarded-for')?.split(',')[0]?.trim()) || server?.requestIP(request)?.address
 
-  return (
-    new Elysia({
-      // Bun refuses bodies far above the limit itself; declared lengths (onRequest) and chunked bodies (readBody)
-      // over maxBodyBytes get our 413 with the error shape.
-      serve: { maxRequestBodySize: Math.max(1 << 20, config.maxBodyBytes * 16) },
-      // A client that stops reading is disconnected once 1 MiB is queued for it (it reconnects and re-reads the
-      // party) instead of the server buffering events for it without bound.
-      websocket: { idleTimeout: 120, maxPayloadLength: config.maxBodyBytes, backpressureLimit: 1 << 20, closeOnBackpressureLimit: true },
+  const app = new Elysia({
+    // Bun refuses bodies far above the limit itself; declared lengths (onRequest) and chunked bodies (readBody)
+    // over maxBodyBytes get our 413 with the error shape.
+    serve: { maxRequestBodySize: Math.max(1 << 20, config.maxBodyBytes * 16) },
+    // A client that stops reading is disconnected once 1 MiB is queued for it (it reconnects and re-reads the
+    // party) instead of the server buffering events for it without bound.
+    websocket: { idleTimeout: 120, maxPayloadLength: config.maxBodyBytes, backpressureLimit: 1 << 20, closeOnBackpressureLimit: true },
+  })
+    .use(errorPlugin(logger))
+    .macro({
+      /** The route needs `Authorization: Bearer <token>`; the handler gets the caller as `peerId`. */
+      bearer: {
+        detail: { security: [{ bearer: [] }] },
+        transform: ({ request }) => void caller(request),
+        resolve: ({ request }) => ({ peerId: caller(request) }),
+      },
     })
-      .use(errorPlugin(logger))
-      .onRequest(({ request }) => {
-        started.set(request, performance.now())
-        const len = Number(request.headers.get('content-length') ?? 0)
-        if (len > config.maxBodyBytes) throw new ControlError('PAYLOAD_TOO_LARGE', `request body of ${len} bytes exceeds the limit of ${config.maxBodyBytes}`, 413)
-      })
-      // Every body is JSON, whatever Content-Type says (curl -d sends a form type): a body that is not JSON is a
-      // clear 400 instead of being read as an empty form and passing validation by accident.
-      .onParse({ as: 'global' }, async ({ request }) => {
-        const text = await readBody(request, config.maxBodyBytes)
-        if (text === '') return undefined
-        try {
-          return JSON.parse(text)
-        } catch {
-          throw new ControlError('INVALID_JSON', 'request body is not valid JSON', 400)
-        }
-      })
-      .onAfterResponse(({ request, route, set }) => {
-        const t0 = started.get(request)
-        const status = typeof set.status === 'number' ? set.status : 200
-        metrics.observe(request.method, route || 'unmatched', status, t0 === undefined ? 0 : (performance.now() - t0) / 1000)
-      })
-      .use(
-        openapi({
-          path: '/openapi',
-          documentation: {
-            info: { title: 'LANrage control server', version: pkg.version, description: 'Errors: {"error": {"code", "message"}} with a 4xx status.' },
-            components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-          },
+    .onRequest(({ request }) => {
+      started.set(request, performance.now())
+      const len = Number(request.headers.get('content-length') ?? 0)
+      if (len > config.maxBodyBytes) throw new ControlError('PAYLOAD_TOO_LARGE', `request body of ${len} bytes exceeds the limit of ${config.maxBodyBytes}`, 413)
+    })
+    // Every body is JSON, whatever Content-Type says (curl -d sends a form type): a body that is not JSON is a
+    // clear 400 instead of being read as an empty form and passing validation by accident.
+    .onParse({ as: 'global' }, async ({ request, route }) => {
+      if (bearerRoutes?.has(`${request.method} ${route}`)) caller(request)
+      const text = await readBody(request, config.maxBodyBytes)
+      if (text === '') return undefined
+      try {
+        return JSON.parse(text)
+      } catch {
+        throw new ControlError('INVALID_JSON', 'request body is not valid JSON', 400)
+      }
+    })
+    .onAfterResponse(({ request, route, set }) => {
+      const t0 = started.get(request)
+      const status = typeof set.status === 'number' ? set.status : 200
+      metrics.observe(request.method, route || 'unmatched', status, t0 === undefined ? 0 : (performance.now() - t0) / 1000)
+    })
+    .use(
+      openapi({
+        path: '/openapi',
+        documentation: {
+          info: { title: 'LANrage control server', version: pkg.version, description: 'Errors: {"error": {"code", "message"}} with a 4xx status.' },
+          components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+        },
+      }),
+    )
+
+    // ---- service
+    .get('/', () => ({ service: 'lanrage-control', version: pkg.version, status: 'ok', ...svc.stats() }), { detail: doc('service', 'Service status with counts') })
+    .get(
+      '/health',
+      () => {
+        svc.repo.countRelays() // touches the database: a broken file answers 500, not "ok"
+        return { status: 'ok' }
+      },
+      { detail: doc('service', 'Liveness (touches the database)') },
+    )
+    .get(
+      '/metrics',
+      ({ set }) => {
+        const s = svc.stats()
+        set.headers['content-type'] = 'text/plain; version=0.0.4; charset=utf-8'
+        return metrics.render({
+          lanrage_parties: { help: 'Parties with at least one member.', value: s.parties },
+          lanrage_peers: { help: 'Distinct peers that are members of a party.', value: s.peers },
+          lanrage_relays: { help: 'Registered relays.', value: s.relays },
+          lanrage_ws_clients: { help: 'Open WebSocket connections.', value: s.ws_clients },
+        })
+      },
+      { detail: doc('service', 'Prometheus metrics') },
+    )
+
+    // ---- auth
+    .post(
+      '/auth/challenge',
+      ({ body, server, request }) => {
+        svc.checkRate(clientIp(server, request))
+        return svc.challenge(body.public_key)
+      },
+      { body: t.Object({ public_key: Key }), detail: doc('auth', 'Ask for a registration challenge') },
+    )
+    .post(
+      '/auth/register',
+      ({ body, server, request }) => {
+        svc.checkRate(clientIp(server, request))
+        return svc.register(body)
+      },
+      {
+        body: t.Object({ public_key: Key, challenge: t.String({ maxLength: 64 }), proof: t.String({ maxLength: 64 }) }),
+        detail: doc('auth', 'Prove the private key (HMAC over the challenge), get a bearer token'),
+      },
+    )
+    .post('/auth/refresh', ({ request }) => svc.refresh(request.headers.get('authorization')), { bearer: true, detail: doc('auth', 'New token; the presented one is revoked') })
+    .post('/auth/revoke', ({ request }) => svc.revoke(request.headers.get('authorization')), { bearer: true, detail: doc('auth', 'Revoke the presented token') })
+
+    // ---- parties
+    .post(
+      '/parties',
+      async ({ body, peerId, set }) => {
+        const out = await svc.createParty(peerId, body)
+        set.status = 201
+        return out
+      },
+      {
+        body: t.Object({
+          name: t.String({ minLength: 1, maxLength: 64 }),
+          password: t.Optional(t.String({ minLength: 1, maxLength: 128 })),
+          max_peers: t.Optional(t.Integer({ minimum: 2 })),
+          host_peer_info: t.Optional(PeerInfoInput),
         }),
-      )
+        bearer: true, detail: doc('parties', 'Create a party; the caller is its host at .0.1'),
+      },
+    )
+    .post('/parties/:party_id/join', ({ body, params, peerId }) => svc.joinParty(peerId, params.party_id, body ?? {}), {
+      params: PartyParams,
+      body: t.Optional(t.Object({ password: t.Optional(t.String({ maxLength: 128 })), peer_info: t.Optional(PeerInfoInput) })),
+      bearer: true, detail: doc('parties', 'Join (or rejoin, keeping the address)'),
+    })
+    .get('/parties/:party_id', ({ params, peerId }) => svc.getParty(peerId, params.party_id), {
+      params: PartyParams,
+      bearer: true, detail: doc('parties', 'A party with its members (members only)'),
+    })
+    .get('/parties/:party_id/peers', ({ params, peerId }) => svc.getPeers(peerId, params.party_id), {
+      params: PartyParams,
+      bearer: true, detail: doc('parties', 'The members (members only)'),
+    })
+    .get('/parties/:party_id/peers/:peer_id', ({ params, peerId }) => svc.getPeer(peerId, params.party_id, params.peer_id), {
+      params: PeerParams,
+      bearer: true, detail: doc('parties', 'One member (members only)'),
+    })
+    .post('/parties/:party_id/peers/:peer_id/heartbeat', ({ params, body, peerId }) => svc.heartbeat(peerId, params.party_id, params.peer_id, body ?? undefined), {
+      params: PeerParams,
+      body: t.Optional(t.Object({ public_endpoint: t.Optional(t.Union([Endpoint, t.Null()])), nat_type: t.Optional(NatType) })),
+      bearer: true, detail: doc('parties', 'Keep one’s own membership alive'),
+    })
+    .patch('/parties/:party_id/peers/:peer_id', ({ params, body, peerId }) => svc.updatePeer(peerId, params.party_id, params.peer_id, body), {
+      params: PeerParams,
+      body: PeerInfoInput,
+      bearer: true, detail: doc('parties', 'Update one’s own endpoints and NAT type'),
+    })
+    .delete('/parties/:party_id/peers/:peer_id', ({ params, peerId }) => svc.leave(peerId, params.party_id, params.peer_id), {
+      params: PeerParams,
+      bearer: true, detail: doc('parties', 'Leave, or (host) remove a member'),
+    })
 
-      // ---- service
-      .get('/', () => ({ service: 'lanrage-control', version: pkg.version, status: 'ok', ...svc.stats() }), { detail: doc('service', 'Service status with counts') })
-      .get(
-        '/health',
-        () => {
-          svc.repo.countRelays() // touches the database: a broken file answers 500, not "ok"
-          return { status: 'ok' }
-        },
-        { detail: doc('service', 'Liveness (touches the database)') },
-      )
-      .get(
-        '/metrics',
-        ({ set }) => {
-          const s = svc.stats()
-          set.headers['content-type'] = 'text/plain; version=0.0.4; charset=utf-8'
-          return metrics.render({
-            lanrage_parties: { help: 'Parties with at least one member.', value: s.parties },
-            lanrage_peers: { help: 'Distinct peers that are members of a party.', value: s.peers },
-            lanrage_relays: { help: 'Registered relays.', value: s.relays },
-            lanrage_ws_clients: { help: 'Open WebSocket connections.', value: s.ws_clients },
-          })
-        },
-        { detail: doc('service', 'Prometheus metrics') },
-      )
-
-      // ---- auth
-      .post(
-        '/auth/challenge',
-        ({ body, server, request }) => {
-          svc.checkRate(clientIp(server, request))
-          return svc.challenge(body.public_key)
-        },
-        { body: t.Object({ public_key: Key }), detail: doc('auth', 'Ask for a registration challenge') },
-      )
-      .post(
-        '/auth/register',
-        ({ body, server, request }) => {
-          svc.checkRate(clientIp(server, request))
-          return svc.register(body)
-        },
-        {
-          body: t.Object({ public_key: Key, challenge: t.String({ maxLength: 64 }), proof: t.String({ maxLength: 64 }) }),
-          detail: doc('auth', 'Prove the private key (HMAC over the challenge), get a bearer token'),
-        },
-      )
-      .post('/auth/refresh', ({ request }) => svc.refresh(request.headers.get('authorization')), { detail: doc('auth', 'New token; the presented one is revoked', true) })
-      .post('/auth/revoke', ({ request }) => svc.revoke(request.headers.get('authorization')), { detail: doc('auth', 'Revoke the presented token', true) })
-
-      // ---- parties
-      .post(
-        '/parties',
-        async ({ body, request, set }) => {
-          const me = auth(request)
-          const out = await svc.createParty(me, body)
-          set.status = 201
-          return out
-        },
-        {
-          body: t.Object({
-            name: t.String({ minLength: 1, maxLength: 64 }),
-            password: t.Optional(t.String({ minLength: 1, maxLength: 128 })),
-            max_peers: t.Optional(t.Integer({ minimum: 2 })),
-            host_peer_info: t.Optional(PeerInfoInput),
-          }),
-          detail: doc('parties', 'Create a party; the caller is its host at .0.1', true),
-        },
-      )
-      .post('/parties/:party_id/join', ({ body, params, request }) => svc.joinParty(auth(request), params.party_id, body ?? {}), {
+    // ---- signals
+    .post(
+      '/parties/:party_id/signals',
+      ({ params, body, peerId, set }) => {
+        const out = svc.sendSignal(peerId, params.party_id, body)
+        set.status = 201
+        return out
+      },
+      {
         params: PartyParams,
-        body: t.Optional(t.Object({ password: t.Optional(t.String({ maxLength: 128 })), peer_info: t.Optional(PeerInfoInput) })),
-        detail: doc('parties', 'Join (or rejoin, keeping the address)', true),
-      })
-      .get('/parties/:party_id', ({ params, request }) => svc.getParty(auth(request), params.party_id), {
+        body: t.Object({ to_peer_id: PeerId, type: SignalType, data: t.Optional(t.Unknown()) }),
+        bearer: true, detail: doc('signals', 'Send a signal to another member'),
+      },
+    )
+    .get('/parties/:party_id/signals', ({ params, peerId }) => svc.drainSignals(peerId, params.party_id), {
+      params: PartyParams,
+      bearer: true, detail: doc('signals', 'Drain one’s queued signals'),
+    })
+
+    // ---- relay tickets
+    .post(
+      '/parties/:party_id/relay',
+      ({ params, body, peerId, request }) => svc.relayTickets(peerId, params.party_id, body, hostOf(request.headers.get('host'))),
+      {
         params: PartyParams,
-        detail: doc('parties', 'A party with its members (members only)', true),
-      })
-      .get('/parties/:party_id/peers', ({ params, request }) => svc.getPeers(auth(request), params.party_id), {
-        params: PartyParams,
-        detail: doc('parties', 'The members (members only)', true),
-      })
-      .get('/parties/:party_id/peers/:peer_id', ({ params, request }) => svc.getPeer(auth(request), params.party_id, params.peer_id), {
-        params: PeerParams,
-        detail: doc('parties', 'One member (members only)', true),
-      })
-      .post('/parties/:party_id/peers/:peer_id/heartbeat', ({ params, body, request }) => svc.heartbeat(auth(request), params.party_id, params.peer_id, body ?? undefined), {
-        params: PeerParams,
-        body: t.Optional(t.Object({ public_endpoint: t.Optional(t.Union([Endpoint, t.Null()])), nat_type: t.Optional(NatType) })),
-        detail: doc('parties', 'Keep one’s own membership alive', true),
-      })
-      .patch('/parties/:party_id/peers/:peer_id', ({ params, body, request }) => svc.updatePeer(auth(request), params.party_id, params.peer_id, body), {
-        params: PeerParams,
-        body: PeerInfoInput,
-        detail: doc('parties', 'Update one’s own endpoints and NAT type', true),
-      })
-      .delete('/parties/:party_id/peers/:peer_id', ({ params, request }) => svc.leave(auth(request), params.party_id, params.peer_id), {
-        params: PeerParams,
-        detail: doc('parties', 'Leave, or (host) remove a member', true),
-      })
+        body: t.Object({ peer_id: PeerId, region: t.Optional(t.String({ maxLength: 32 })) }),
+        bearer: true, detail: doc('relays', 'Relay tickets for a pair of members'),
+      },
+    )
 
-      // ---- signals
-      .post(
-        '/parties/:party_id/signals',
-        ({ params, body, request, set }) => {
-          const out = svc.sendSignal(auth(request), params.party_id, body)
-          set.status = 201
-          return out
-        },
-        {
-          params: PartyParams,
-          body: t.Object({ to_peer_id: PeerId, type: SignalType, data: t.Optional(t.Unknown()) }),
-          detail: doc('signals', 'Send a signal to another member', true),
-        },
-      )
-      .get('/parties/:party_id/signals', ({ params, request }) => svc.drainSignals(auth(request), params.party_id), {
-        params: PartyParams,
-        detail: doc('signals', 'Drain one’s queued signals', true),
-      })
+    // ---- relay registry (relay secret, never a peer token)
+    .post(
+      '/relays',
+      ({ body, request }) => {
+        svc.checkRelaySecret(request.headers.get('x-relay-secret'))
+        return svc.registerRelay(body)
+      },
+      {
+        body: t.Object({
+          relay_id: RelayId,
+          public_ip: t.String({ maxLength: 64 }),
+          port: t.Integer({ minimum: 1, maximum: 65535 }),
+          region: t.String({ minLength: 1, maxLength: 32 }),
+          capacity: t.Integer({ minimum: 0 }),
+          load: t.Number({ minimum: 0 }),
+          ports: t.String({ pattern: '^\\d{1,5}-\\d{1,5}$' }),
+          sessions: t.Optional(t.Integer({ minimum: 0 })),
+        }),
+        detail: doc('relays', 'Register a relay (X-Relay-Secret)'),
+      },
+    )
+    .post(
+      '/relays/:relay_id/heartbeat',
+      ({ params, body, request }) => {
+        svc.checkRelaySecret(request.headers.get('x-relay-secret'))
+        return svc.relayHeartbeat(params.relay_id, body)
+      },
+      {
+        params: t.Object({ relay_id: RelayId }),
+        body: t.Object({ load: t.Number({ minimum: 0 }), sessions: t.Optional(t.Integer({ minimum: 0 })) }),
+        detail: doc('relays', 'Relay load report (X-Relay-Secret)'),
+      },
+    )
+    .get(
+      '/relays',
+      ({ request }) => {
+        return svc.listRelays(undefined, hostOf(request.headers.get('host')))
+      },
+      { bearer: true, detail: doc('relays', 'Registered relays') },
+    )
+    .get(
+      '/relays/:region',
+      ({ params, request }) => {
+        return svc.listRelays(params.region, hostOf(request.headers.get('host')))
+      },
+      { params: t.Object({ region: t.String({ minLength: 1, maxLength: 32 }) }), bearer: true, detail: doc('relays', 'Registered relays in one region') },
+    )
 
-      // ---- relay tickets
-      .post(
-        '/parties/:party_id/relay',
-        ({ params, body, request }) => svc.relayTickets(auth(request), params.party_id, body, hostOf(request.headers.get('host'))),
-        {
-          params: PartyParams,
-          body: t.Object({ peer_id: PeerId, region: t.Optional(t.String({ maxLength: 32 })) }),
-          detail: doc('relays', 'Relay tickets for a pair of members', true),
-        },
-      )
-
-      // ---- relay registry (relay secret, never a peer token)
-      .post(
-        '/relays',
-        ({ body, request }) => {
-          svc.checkRelaySecret(request.headers.get('x-relay-secret'))
-          return svc.registerRelay(body)
-        },
-        {
-          body: t.Object({
-            relay_id: RelayId,
-            public_ip: t.String({ maxLength: 64 }),
-            port: t.Integer({ minimum: 1, maximum: 65535 }),
-            region: t.String({ minLength: 1, maxLength: 32 }),
-            capacity: t.Integer({ minimum: 0 }),
-            load: t.Number({ minimum: 0 }),
-            ports: t.String({ pattern: '^\\d{1,5}-\\d{1,5}$' }),
-            sessions: t.Optional(t.Integer({ minimum: 0 })),
-          }),
-          detail: doc('relays', 'Register a relay (X-Relay-Secret)'),
-        },
-      )
-      .post(
-        '/relays/:relay_id/heartbeat',
-        ({ params, body, request }) => {
-          svc.checkRelaySecret(request.headers.get('x-relay-secret'))
-          return svc.relayHeartbeat(params.relay_id, body)
-        },
-        {
-          params: t.Object({ relay_id: RelayId }),
-          body: t.Object({ load: t.Number({ minimum: 0 }), sessions: t.Optional(t.Integer({ minimum: 0 })) }),
-          detail: doc('relays', 'Relay load report (X-Relay-Secret)'),
-        },
-      )
-      .get(
-        '/relays',
-        ({ request }) => {
-          auth(request)
-          return svc.listRelays(undefined, hostOf(request.headers.get('host')))
-        },
-        { detail: doc('relays', 'Registered relays', true) },
-      )
-      .get(
-        '/relays/:region',
-        ({ params, request }) => {
-          auth(request)
-          return svc.listRelays(params.region, hostOf(request.headers.get('host')))
-        },
-        { params: t.Object({ region: t.String({ minLength: 1, maxLength: 32 }) }), detail: doc('relays', 'Registered relays in one region', true) },
-      )
-
-      // ---- live updates
-      .ws('/ws', {
-        query: t.Object({ token: t.Optional(t.String()) }),
-        beforeHandle({ request, query }) {
-          svc.authenticate(request.headers.get('authorization'), query.token)
-        },
-        open(ws) {
-          let peerId: string, tokenHash: string
+    // ---- live updates
+    .ws('/ws', {
+      query: t.Object({ token: t.Optional(t.String()) }),
+      beforeHandle({ request, query }) {
+        svc.authenticate(request.headers.get('authorization'), query.token)
+      },
+      open(ws) {
+        let peerId: string, tokenHash: string
+        try {
+          ;({ peerId, tokenHash } = svc.authenticateToken(ws.data.request.headers.get('authorization'), ws.data.query.token))
+        } catch {
+          ws.close(4001, 'unauthorized')
+          return
+        }
+        const sock: LiveSocket = { id: ws.id, tokenHash, send: (text) => ws.raw.send(text), close: (code, reason) => ws.raw.close(code, reason) }
+        sockets.set(ws.id, { peerId, sock })
+        svc.hub.add(peerId, sock)
+        ws.raw.send(JSON.stringify({ type: 'hello', peer_id: peerId, parties: svc.partiesOf(peerId) }))
+      },
+      message(ws, raw) {
+        const entry = sockets.get(ws.id)
+        if (!entry) return
+        // Returns nothing on purpose: a value returned from an Elysia ws handler is sent as a message.
+        const reply = (m: unknown): void => void ws.raw.send(JSON.stringify(m))
+        let msg: unknown = raw
+        if (typeof raw === 'string') {
           try {
-            ;({ peerId, tokenHash } = svc.authenticateToken(ws.data.request.headers.get('authorization'), ws.data.query.token))
+            msg = JSON.parse(raw)
           } catch {
-            ws.close(4001, 'unauthorized')
-            return
+            return reply({ type: 'error', error: { code: 'INVALID_JSON', message: 'message is not valid JSON' } })
           }
-          const sock: LiveSocket = { id: ws.id, tokenHash, send: (text) => ws.raw.send(text), close: (code, reason) => ws.raw.close(code, reason) }
-          sockets.set(ws.id, { peerId, sock })
-          svc.hub.add(peerId, sock)
-          ws.raw.send(JSON.stringify({ type: 'hello', peer_id: peerId, parties: svc.partiesOf(peerId) }))
-        },
-        message(ws, raw) {
-          const entry = sockets.get(ws.id)
-          if (!entry) return
-          // Returns nothing on purpose: a value returned from an Elysia ws handler is sent as a message.
-          const reply = (m: unknown): void => void ws.raw.send(JSON.stringify(m))
-          let msg: unknown = raw
-          if (typeof raw === 'string') {
-            try {
-              msg = JSON.parse(raw)
-            } catch {
-              return reply({ type: 'error', error: { code: 'INVALID_JSON', message: 'message is not valid JSON' } })
-            }
+        }
+        const m = (msg ?? {}) as Record<string, unknown>
+        try {
+          if (m.type === 'ping') return reply({ type: 'pong' })
+          if (m.type === 'signal') {
+            const bad = (f: string) => new ControlError('VALIDATION', `${f} is missing or malformed`, 422)
+            if (typeof m.party_id !== 'string' || !/^[0-9a-f]{12}$/.test(m.party_id)) throw bad('party_id')
+            if (typeof m.to_peer_id !== 'string' || !/^[0-9a-f]{16}$/.test(m.to_peer_id)) throw bad('to_peer_id')
+            if (typeof m.signal_type !== 'string' || !/^[a-z0-9_.-]{1,32}$/.test(m.signal_type)) throw bad('signal_type')
+            const out = svc.sendSignal(entry.peerId, m.party_id, { to_peer_id: m.to_peer_id, type: m.signal_type, data: m.data ?? null })
+            return reply({ type: 'signal_sent', signal: out.signal })
           }
-          const m = (msg ?? {}) as Record<string, unknown>
-          try {
-            if (m.type === 'ping') return reply({ type: 'pong' })
-            if (m.type === 'signal') {
-              const bad = (f: string) => new ControlError('VALIDATION', `${f} is missing or malformed`, 422)
-              if (typeof m.party_id !== 'string' || !/^[0-9a-f]{12}$/.test(m.party_id)) throw bad('party_id')
-              if (typeof m.to_peer_id !== 'string' || !/^[0-9a-f]{16}$/.test(m.to_peer_id)) throw bad('to_peer_id')
-              if (typeof m.signal_type !== 'string' || !/^[a-z0-9_.-]{1,32}$/.test(m.signal_type)) throw bad('signal_type')
-              const out = svc.sendSignal(entry.peerId, m.party_id, { to_peer_id: m.to_peer_id, type: m.signal_type, data: m.data ?? null })
-              return reply({ type: 'signal_sent', signal: out.signal })
-            }
-            throw new ControlError('UNKNOWN_MESSAGE', `unknown message type ${JSON.stringify(m.type)} (expected ping or signal)`, 400)
-          } catch (e) {
-            if (e instanceof ControlError) return reply({ type: 'error', error: { code: e.code, message: e.message } })
-            logger.error('websocket message failed', { error: e as Error })
-            return reply({ type: 'error', error: { code: 'INTERNAL', message: 'internal server error' } })
-          }
-        },
-        close(ws) {
-          const entry = sockets.get(ws.id)
-          if (!entry) return
-          sockets.delete(ws.id)
-          svc.hub.remove(entry.peerId, entry.sock)
-        },
-      })
-  )
+          throw new ControlError('UNKNOWN_MESSAGE', `unknown message type ${JSON.stringify(m.type)} (expected ping or signal)`, 400)
+        } catch (e) {
+          if (e instanceof ControlError) return reply({ type: 'error', error: { code: e.code, message: e.message } })
+          logger.error('websocket message failed', { error: e as Error })
+          return reply({ type: 'error', error: { code: 'INTERNAL', message: 'internal server error' } })
+        }
+      },
+      close(ws) {
+        const entry = sockets.get(ws.id)
+        if (!entry) return
+        sockets.delete(ws.id)
+        svc.hub.remove(entry.peerId, entry.sock)
+      },
+    })
+  bearerRoutes = new Set(app.routes.filter((r) => (r.hooks.detail as { security?: unknown } | undefined)?.security).map((r) => `${r.method} ${r.path}`))
+  return app
 }

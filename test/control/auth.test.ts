@@ -187,6 +187,69 @@ describe('tokens', () => {
   })
 })
 
+// An anonymous caller used to get 422 "body.name is required" from POST /parties {} (validation ran before the
+// token was looked at), which told it what the route accepts. Each request below is invalid in its body, JSON or
+// path; with a valid token it is refused for that (checked first, so the case can fail), without one it is a 401.
+describe('authentication comes before validation', () => {
+  const bad: [method: string, path: string, opts: { body?: unknown; raw?: string }, valid: number][] = [
+    ['POST', '/parties', { body: {} }, 422],
+    ['POST', '/parties', { body: { name: 42, max_peers: 1 } }, 422],
+    ['POST', '/parties', { raw: '{"name": ' }, 400],
+    ['POST', '/parties/XYZ/join', { body: { password: 7 } }, 400],
+    ['GET', '/parties/XYZ', {}, 400],
+    ['GET', '/parties/XYZ/peers', {}, 400],
+    ['GET', '/parties/XYZ/peers/nope', {}, 400],
+    ['POST', '/parties/000000000000/peers/XYZ/heartbeat', { body: { nat_type: 'weird' } }, 400],
+    ['PATCH', '/parties/000000000000/peers/0000000000000000', { body: { local_endpoints: 'x' } }, 422],
+    ['DELETE', '/parties/XYZ/peers/0000000000000000', {}, 400],
+    ['POST', '/parties/000000000000/signals', { body: { to_peer_id: 'abc' } }, 422],
+    ['GET', '/parties/XYZ/signals', {}, 400],
+    ['POST', '/parties/000000000000/relay', { body: { peer_id: 1 } }, 422],
+    ['GET', '/relays/' + 'r'.repeat(40), {}, 400],
+    ['POST', '/auth/refresh', { raw: '{' }, 400],
+    ['POST', '/auth/revoke', { raw: '{' }, 400],
+  ]
+  const anonymous: [name: string, headers: Record<string, string>, code: string][] = [
+    ['no token', {}, 'UNAUTHORIZED'],
+    ['a Basic header', { authorization: 'Basic abc' }, 'UNAUTHORIZED'],
+    ['an unknown token', { authorization: 'Bearer nope' }, 'INVALID_TOKEN'],
+  ]
+  let p: TestPeer
+  beforeAll(async () => {
+    p = await new TestPeer(s.base).register()
+  })
+
+  test.each(bad)('%s %s %j: invalid with a token, 401 without one', async (method, path, opts, valid) => {
+    const withToken = await call(s.base, method, path, { ...opts, token: p.token })
+    expect(withToken.status).toBe(valid)
+    expect(['VALIDATION', 'INVALID_JSON']).toContain(withToken.body.error.code)
+    for (const [, headers, code] of anonymous) {
+      const r = await call(s.base, method, path, { ...opts, headers })
+      expect(r.status).toBe(401)
+      expect(r.body.error.code).toBe(code)
+      expect(r.body.error.message).not.toContain('body')
+    }
+  })
+
+  test('a chunked body (no Content-Length) from an anonymous caller is a 401 too', async () => {
+    const stream = new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('{"name": 5}'))
+        c.close()
+      },
+    })
+    const r = await fetch(s.base + '/parties', { method: 'POST', body: stream, headers: { 'content-type': 'application/json' } })
+    expect(r.status).toBe(401)
+    expect(((await r.json()) as any).error.code).toBe('UNAUTHORIZED')
+  })
+
+  test('routes without a bearer token still validate first (registration, relays use their own checks)', async () => {
+    const r = await call(s.base, 'POST', '/auth/challenge', { body: {} })
+    expect(r.status).toBe(422)
+    expect(r.body.error).toEqual({ code: 'VALIDATION', message: 'body.public_key is required' })
+  })
+})
+
 describe('rate limit', () => {
   test('registration attempts per source address are limited (429), and the window resets', async () => {
     const t = await startServer({ config: { registerRatePerMin: 3 } })
