@@ -271,7 +271,8 @@ describe.skipIf(!!skip)('lanrage up: cone / symmetric, one relay (NAT types unkn
     const a1 = await s.up(1, { create: 'fallback' })
     const started = Date.now()
     const a2 = await s.up(2, { join: a1.partyId })
-    expect(status(a2).self.nat_type).toBe('unknown')
+    // The status file appears with the interface, shortly after the virtual IP is printed.
+    expect((await until('a2 status', () => status(a2), (x) => x.running, 5000)).self.nat_type).toBe('unknown')
     await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 15_000 - (Date.now() - started))
     await a1.proc.waitFor(/^peer [0-9a-f]{16} \S+ relay 203\.0\.113\.10:\d+$/m, 3000)
     expect(a1.proc.out).not.toMatch(/ direct /)
