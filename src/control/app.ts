@@ -7,7 +7,7 @@ import { openapi } from '@elysiajs/openapi'
 import { Elysia, t } from 'elysia'
 import pkg from '../../package.json'
 import { NAT_TYPES } from '../db/schema/control.ts'
-import { ControlError, errorPlugin } from './errors.ts'
+import { ControlError, errorPlugin, methodTable } from './errors.ts'
 import { Metrics } from './metrics.ts'
 import { ControlService, hostOf, type ControlDeps } from './service.ts'
 import type { LiveSocket } from './hub.ts'
@@ -89,6 +89,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
   }
   // "METHOD /path" of every bearer route, read from the built app (the bearer macro marks them in their OpenAPI detail).
   let bearerRoutes: Set<string> | undefined
+  let methodsFor: (path: string) => string[] = () => []
   // Behind a reverse proxy every request comes from the proxy: with trustProxy the first X-Forwarded-For hop counts.
   const clientIp = (server: { requestIP(r: Request): { address: string } | null } | null, request: Request) =>
     (config.trustProxy && request.headers.get('x-forwarded-for')?.split(',')[0]?.trim()) || server?.requestIP(request)?.address
@@ -101,7 +102,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
     // party) instead of the server buffering events for it without bound.
     websocket: { idleTimeout: 120, maxPayloadLength: config.maxBodyBytes, backpressureLimit: 1 << 20, closeOnBackpressureLimit: true },
   })
-    .use(errorPlugin(logger))
+    .use(errorPlugin(logger, (path) => methodsFor(path)))
     .macro({
       /** The route needs `Authorization: Bearer <token>`; the handler gets the caller as `peerId`. */
       bearer: {
@@ -376,5 +377,6 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
       },
     })
   bearerRoutes = new Set(app.routes.filter((r) => (r.hooks.detail as { security?: unknown } | undefined)?.security).map((r) => `${r.method} ${r.path}`))
+  methodsFor = methodTable(app.routes)
   return app
 }

@@ -75,10 +75,34 @@ function validationMessage(error: unknown): string {
   return want ? `${name}: must be ${want}` : `${name}: ${v.message}`
 }
 
-export function errorPlugin(log: Logger) {
+/**
+ * The methods each path answers, from the app's route list (`:param` segments match one segment; a WebSocket
+ * route is listed as WS). For 405's Allow header (RFC 9110 §15.5.6) and 426 on a WebSocket path.
+ */
+export function methodTable(routes: readonly { method: string; path: string }[]): (path: string) => string[] {
+  const table = new Map<string, { re: RegExp; methods: Set<string> }>()
+  for (const r of routes) {
+    let row = table.get(r.path)
+    if (!row) {
+      const re = r.path
+        .split('/')
+        .map((seg) => (seg.startsWith(':') ? '[^/]+' : seg === '*' ? '.*' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+        .join('/')
+      table.set(r.path, (row = { re: new RegExp(`^${re}/?$`), methods: new Set() }))
+    }
+    row.methods.add(r.method)
+  }
+  return (path) => [...new Set([...table.values()].filter((row) => row.re.test(path)).flatMap((row) => [...row.methods]))]
+}
+
+/**
+ * @param methodsFor what a path answers (see methodTable): an unmatched request to a known path is 405 with Allow
+ *   (426 for a plain GET of a WebSocket path) instead of 404.
+ */
+export function errorPlugin(log: Logger, methodsFor: (path: string) => string[] = () => []) {
   return new Elysia({ name: 'control/errors', seed: log })
     .error({ ControlError })
-    .onError({ as: 'global' }, ({ code, error, set }) => {
+    .onError({ as: 'global' }, ({ code, error, set, request }) => {
       set.headers['content-type'] = 'application/json'
       if (error instanceof LanrageError) {
         set.status = error.status
@@ -102,9 +126,24 @@ export function errorPlugin(log: Logger) {
           set.status = type === 'body' ? 422 : 400
           return body('VALIDATION', validationMessage(error))
         }
-        case 'NOT_FOUND':
+        case 'NOT_FOUND': {
+          const path = new URL(request.url).pathname
+          const methods = methodsFor(path)
+          if (methods.includes('WS') && request.method === 'GET') {
+            // RFC 9110 §15.5.22: 426 names the protocol to switch to in Upgrade.
+            set.status = 426
+            set.headers.upgrade = 'websocket'
+            return body('UPGRADE_REQUIRED', `${path} is a WebSocket endpoint: connect with Upgrade: websocket`)
+          }
+          if (methods.length > 0) {
+            const allow = [...new Set(methods.map((m) => (m === 'WS' ? 'GET' : m)))].sort().join(', ')
+            set.status = 405
+            set.headers.allow = allow
+            return body('METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${path} (allowed: ${allow})`)
+          }
           set.status = 404
           return body('NOT_FOUND', 'no such route')
+        }
         case 'INVALID_COOKIE_SIGNATURE':
           set.status = 400
           return body('BAD_REQUEST', 'bad cookie')

@@ -118,13 +118,40 @@ describe('bad requests', () => {
     }
   })
 
-  test('unknown route → 404 NOT_FOUND; wrong method → 404', async () => {
+  test('unknown route → 404 NOT_FOUND', async () => {
     const r = await call(s.base, 'GET', '/nope')
     expect(r.status).toBe(404)
     expect(r.body).toEqual({ error: { code: 'NOT_FOUND', message: 'no such route' } })
-    const m = await call(s.base, 'PUT', '/parties')
+    const m = await call(s.base, 'PUT', '/nope')
     expect(m.status).toBe(404)
-    expect(m.body.error.code).toBe('NOT_FOUND')
+    expect(m.headers.get('allow')).toBeNull()
+  })
+
+  // A wrong method on a path that exists used to be a 404 "no such route", which sent clients looking for a typo
+  // in the path. It is 405 with Allow (RFC 9110 §15.5.6), before any token check: the path is public knowledge.
+  test.each([
+    ['PUT', '/parties', 'POST'],
+    ['GET', '/parties', 'POST'],
+    ['DELETE', '/parties/000000000000', 'GET'],
+    ['PUT', '/parties/000000000000/peers/0000000000000000', 'DELETE, GET, PATCH'],
+    ['GET', '/parties/000000000000/relay', 'POST'],
+    ['POST', '/relays/eu', 'GET'],
+    ['DELETE', '/relays', 'GET, POST'],
+    ['POST', '/ws', 'GET'],
+  ])('%s %s → 405 METHOD_NOT_ALLOWED with Allow: %s', async (method, path, allow) => {
+    const r = await call(s.base, method, path, { token: p.token })
+    expect(r.status).toBe(405)
+    expect(r.headers.get('allow')).toBe(allow)
+    expect(r.body).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed on ${path} (allowed: ${allow})` } })
+  })
+
+  test('GET /ws without an upgrade → 426 UPGRADE_REQUIRED with Upgrade: websocket', async () => {
+    for (const token of [undefined, p.token]) {
+      const r = await call(s.base, 'GET', '/ws', { token })
+      expect(r.status).toBe(426)
+      expect(r.headers.get('upgrade')).toBe('websocket')
+      expect(r.body).toEqual({ error: { code: 'UPGRADE_REQUIRED', message: '/ws is a WebSocket endpoint: connect with Upgrade: websocket' } })
+    }
   })
 
   test('unknown ids → 404 with the kind of thing named', async () => {
