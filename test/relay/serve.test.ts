@@ -11,11 +11,14 @@ import { peer, portRange, until } from './helpers.ts'
 const BIN = join(import.meta.dir, '..', '..', 'bin', 'lanrage')
 
 describe('lanrage serve with the relay', () => {
-  test('relay registers, knows the ticket key, answers STUN; SIGTERM stops both', async () => {
+  test('relay takes its port from settings, registers, knows the ticket key, answers STUN; SIGTERM stops both', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lrr-serve-'))
     const relayPort = 20000 + Math.floor(Math.random() * 9000)
+    // The relay's main port comes from the server's settings database (serve.relay_port), not from a flag.
+    const set = Bun.spawnSync([BIN, 'settings', 'set', 'serve.relay_port', String(relayPort), '--db', join(dir, 'c.db')])
+    expect(set.exitCode).toBe(0)
     const proc = Bun.spawn(
-      [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--db', join(dir, 'c.db'), '--relay-port', String(relayPort), '--relay-ports', portRange()],
+      [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--db', join(dir, 'c.db'), '--relay-ports', portRange()],
       { stdout: 'pipe', stderr: 'pipe', env: { ...process.env, LANRAGE_HOME: dir } },
     )
     const killer = setTimeout(() => proc.kill('SIGKILL'), 20_000)
