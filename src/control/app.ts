@@ -6,7 +6,7 @@
 import { openapi } from '@elysiajs/openapi'
 import { Elysia, t } from 'elysia'
 import pkg from '../../package.json'
-import { NAT_TYPES } from '../db/schema/control.ts'
+import { NAT_TYPES, type LiveMessage } from '../shared/api.ts'
 import { ControlError, errorPlugin, methodTable } from './errors.ts'
 import { Metrics } from './metrics.ts'
 import { ControlService, hostOf, type ControlDeps } from './service.ts'
@@ -15,16 +15,8 @@ import type { LiveSocket } from './hub.ts'
 // ---- request schemas (snake_case JSON, CONTRACTS.md)
 const Key = t.String({ maxLength: 64, description: 'standard base64 of 32 bytes' })
 const Endpoint = t.String({ pattern: '^((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:.]+\\]):\\d{1,5}$', maxLength: 64, description: '"ip:port"' })
-// Literals spelled out: t.UnionEnum gives the schema a default, and Elysia would fill a missing nat_type with "open".
-const NatType = t.Union([
-  t.Literal('open'),
-  t.Literal('full_cone'),
-  t.Literal('restricted_cone'),
-  t.Literal('port_restricted_cone'),
-  t.Literal('symmetric'),
-  t.Literal('unknown'),
-])
-const _natTypesMatch: (typeof NAT_TYPES)[number] extends (typeof NatType)['static'] ? true : never = true
+// One literal per name, not t.UnionEnum: that gives the schema a default, and Elysia would fill a missing nat_type with "open".
+const NatType = t.Union(NAT_TYPES.map((n) => t.Literal(n)))
 const PeerInfoInput = t.Object({
   public_endpoint: t.Optional(t.Union([Endpoint, t.Null()])),
   local_endpoints: t.Optional(t.Array(Endpoint, { maxItems: 16 })),
@@ -336,7 +328,8 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         const sock: LiveSocket = { id: ws.id, tokenHash, send: (text) => ws.raw.send(text), close: (code, reason) => ws.raw.close(code, reason) }
         sockets.set(ws.id, { peerId, sock })
         svc.hub.add(peerId, sock)
-        ws.raw.send(JSON.stringify({ type: 'hello', peer_id: peerId, parties: svc.partiesOf(peerId) }))
+        const hello: LiveMessage = { type: 'hello', peer_id: peerId, parties: svc.partiesOf(peerId) }
+        ws.raw.send(JSON.stringify(hello))
       },
       message(ws, raw) {
         const entry = sockets.get(ws.id)

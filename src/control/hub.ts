@@ -3,6 +3,8 @@
  * of a party); the hub only delivers. Sends are fire-and-forget: Bun buffers per socket (backpressure limit set
  * on the server) and a dead socket is removed by its close handler.
  */
+import type { LiveMessage } from '../shared/api.ts'
+
 export interface LiveSocket {
   readonly id: string
   /** SHA-256 of the bearer token the socket was opened with. */
@@ -30,14 +32,14 @@ export class Hub {
   }
 
   /** Sends one JSON message to every socket of `peerId`; returns how many sockets got it. */
-  sendTo(peerId: string, msg: unknown, text = JSON.stringify(msg)): number {
+  sendTo(peerId: string, msg: LiveMessage, text = JSON.stringify(msg)): number {
     const set = this.byPeer.get(peerId)
     if (!set) return 0
     for (const ws of set.values()) ws.send(text)
     return set.size
   }
 
-  sendToAll(peerIds: Iterable<string>, msg: unknown): void {
+  sendToAll(peerIds: Iterable<string>, msg: LiveMessage): void {
     const text = JSON.stringify(msg)
     for (const p of peerIds) this.sendTo(p, msg, text)
   }

@@ -11,6 +11,7 @@ import { systemClock, type Clock } from '../shared/clock.ts'
 import { runCommand } from '../shared/command.ts'
 import { parseCommand, type CommandSpec } from '../shared/config.ts'
 import { createLogger, type Logger } from '../shared/log.ts'
+import { untilSignal } from '../shared/signals.ts'
 import { createControl, type Control } from './app.ts'
 import { controlSchema, type ControlConfig } from './config.ts'
 
@@ -81,19 +82,6 @@ function guard(logger: Logger, what: string, fn: () => unknown) {
   } catch (e) {
     logger.error(`${what} failed`, { error: e as Error })
   }
-}
-
-/** Resolves on the first SIGINT or SIGTERM. */
-export function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (sig: string) => {
-      process.off('SIGINT', on)
-      process.off('SIGTERM', on)
-      resolve(sig)
-    }
-    process.on('SIGINT', on)
-    process.on('SIGTERM', on)
-  })
 }
 
 /**

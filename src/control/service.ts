@@ -11,8 +11,9 @@
 import { ed25519, x25519 } from '@noble/curves/ed25519.js'
 import { randomBytes } from 'node:crypto'
 import type { Db } from '../db/client.ts'
-import { ControlRepo, isUniqueViolation, type MembershipRow, type PartyRow, type RelayRow, type SignalRow } from '../db/control/repo.ts'
-import type { NatType } from '../db/schema/control.ts'
+import { ControlRepo, type MembershipRow, type PartyRow, type RelayRow, type SignalRow } from '../db/control/repo.ts'
+import { isUniqueViolation } from '../db/errors.ts'
+import type { LeaveResult, LiveMessage, NatType, PartyDeletedReason, PartyInfo, PeerEndpointInfo, PeerInfo, PeerLeftReason, RelayInfo, RelayOffer, Signal } from '../shared/api.ts'
 import type { Clock } from '../shared/clock.ts'
 import type { Logger } from '../shared/log.ts'
 import { signTicket, toBase64Url } from '../shared/wire/ticket.ts'
@@ -28,36 +29,6 @@ export interface ControlDeps {
   logger: Logger
   config: ControlConfig
 }
-
-export interface PeerInfoInput {
-  public_endpoint?: string | null
-  local_endpoints?: string[]
-  nat_type?: NatType
-}
-
-export type PeerInfo = {
-  peer_id: string
-  public_key: string
-  virtual_ip: string
-  public_endpoint: string | null
-  local_endpoints: string[]
-  nat_type: NatType
-  last_seen: string
-  joined_at: string
-}
-export type PartyInfo = {
-  party_id: string
-  name: string
-  host_id: string
-  created_at: string
-  subnet: string
-  max_peers: number
-  peers: Record<string, PeerInfo>
-}
-export type SignalJson = { id: string; party_id: string; from_peer_id: string; to_peer_id: string; type: string; data: unknown; created_at: string }
-export type RelayJson = { relay_id: string; public_ip: string; port: number; region: string; capacity: number; load: number; last_seen: string }
-export type LeaveReason = 'left' | 'removed' | 'timeout'
-export type DeleteReason = 'host_left' | 'empty' | 'timeout'
 
 interface Member {
   lastSeen: number
@@ -76,14 +47,14 @@ export function hostOf(hostHeader: string | null | undefined): string | undefine
   return m?.[1]
 }
 /** The membership columns a peer reported (absent fields stay as they are). */
-function reported(info: PeerInfoInput): Partial<Pick<MembershipRow, 'publicEndpoint' | 'localEndpoints' | 'natType'>> {
+function reported(info: PeerEndpointInfo): Partial<Pick<MembershipRow, 'publicEndpoint' | 'localEndpoints' | 'natType'>> {
   return {
     ...(info.public_endpoint !== undefined ? { publicEndpoint: info.public_endpoint } : {}),
     ...(info.local_endpoints !== undefined ? { localEndpoints: info.local_endpoints } : {}),
     ...(info.nat_type !== undefined ? { natType: info.nat_type } : {}),
   }
 }
-function newMembership(partyId: string, peerId: string, virtualIp: string, info: PeerInfoInput, now: number): MembershipRow {
+function newMembership(partyId: string, peerId: string, virtualIp: string, info: PeerEndpointInfo, now: number): MembershipRow {
   return {
     partyId,
     peerId,
@@ -309,7 +280,7 @@ export class ControlService {
     return v
   }
 
-  async createParty(peerId: string, body: { name: string; password?: string; max_peers?: number; host_peer_info?: PeerInfoInput }) {
+  async createParty(peerId: string, body: { name: string; password?: string; max_peers?: number; host_peer_info?: PeerEndpointInfo }) {
     const maxPeers = this.checkMaxPeers(body.max_peers)
     if (this.repo.countHostedParties(peerId) >= this.config.maxPartiesPerHost)
       throw conflict('TOO_MANY_PARTIES', `you already host ${this.config.maxPartiesPerHost} parties; leave one first`)
@@ -335,7 +306,7 @@ export class ControlService {
     return { party_id: party.partyId, party: this.partyInfo(party) }
   }
 
-  async joinParty(peerId: string, partyId: string, body: { password?: string; peer_info?: PeerInfoInput }) {
+  async joinParty(peerId: string, partyId: string, body: { password?: string; peer_info?: PeerEndpointInfo }) {
     const before = this.repo.party(partyId)
     if (!before) throw notFound('PARTY_NOT_FOUND', `party ${partyId} does not exist`)
     const alreadyMember = this.members.get(partyId)?.has(peerId) ?? false
@@ -421,7 +392,7 @@ export class ControlService {
     return { status: 'ok' as const }
   }
 
-  updatePeer(peerId: string, partyId: string, target: string, body: PeerInfoInput) {
+  updatePeer(peerId: string, partyId: string, target: string, body: PeerEndpointInfo) {
     this.requireSelf(peerId, partyId, target, 'update')
     const now = this.clock.now()
     const set = { ...reported(body), lastSeen: now }
@@ -448,7 +419,7 @@ export class ControlService {
    * Removes one member. The host leaving (or timing out) ends the party; so does the last member leaving.
    * Returns what happened so the route can answer `left` or `party_deleted`.
    */
-  private removeMember(party: PartyRow, peerId: string, reason: LeaveReason): 'left' | 'party_deleted' {
+  private removeMember(party: PartyRow, peerId: string, reason: PeerLeftReason): LeaveResult {
     const partyId = party.partyId
     const map = this.members.get(partyId)
     const remaining = [...(map?.keys() ?? [])].filter((p) => p !== peerId)
@@ -469,7 +440,7 @@ export class ControlService {
     return 'left'
   }
 
-  private deleteParty(partyId: string, reason: DeleteReason) {
+  private deleteParty(partyId: string, reason: PartyDeletedReason) {
     const members = [...(this.members.get(partyId)?.keys() ?? [])]
     this.repo.deleteParty(partyId)
     this.members.delete(partyId)
@@ -478,7 +449,7 @@ export class ControlService {
     this.hub.sendToAll(members, { type: 'party_deleted', party_id: partyId, reason })
   }
 
-  private publish(partyId: string, msg: unknown) {
+  private publish(partyId: string, msg: LiveMessage) {
     const map = this.members.get(partyId)
     if (map) this.hub.sendToAll(map.keys(), msg)
   }
@@ -492,7 +463,7 @@ export class ControlService {
 
   // ------------------------------------------------------------------ signals
 
-  private signalJson(s: SignalRow): SignalJson {
+  private signalJson(s: SignalRow): Signal {
     return { id: s.id, party_id: s.partyId, from_peer_id: s.fromPeerId, to_peer_id: s.toPeerId, type: s.type, data: s.data, created_at: iso(s.createdAt) }
   }
 
@@ -506,7 +477,7 @@ export class ControlService {
     return { signal: this.deliverSignal(partyId, peerId, body.to_peer_id, body.type, body.data ?? null) }
   }
 
-  private deliverSignal(partyId: string, from: string, to: string, type: string, data: unknown): SignalJson {
+  private deliverSignal(partyId: string, from: string, to: string, type: string, data: unknown): Signal {
     const now = this.clock.now()
     const row: SignalRow = { id: randomHex(8), partyId, fromPeerId: from, toPeerId: to, type, data, createdAt: now, expiresAt: now + this.config.signalTtlS * 1000 }
     const signal = this.signalJson(row)
@@ -535,7 +506,7 @@ export class ControlService {
     if (a.length !== b.length || !sameBytes(a, b)) throw unauthorized('wrong relay secret', 'INVALID_RELAY_SECRET')
   }
 
-  relayJson(r: RelayRow, host?: string): RelayJson {
+  relayJson(r: RelayRow, host?: string): RelayInfo {
     return {
       relay_id: r.relayId,
       public_ip: isUnspecified(r.publicIp) && host ? host : r.publicIp,
@@ -579,7 +550,7 @@ export class ControlService {
    * Picks a relay for a pair of members and signs one ticket per side (src/shared/wire/ticket.ts). Live relays
    * with spare capacity only; the requested region first, then the lowest load/capacity.
    */
-  relayTickets(peerId: string, partyId: string, body: { peer_id: string; region?: string }, host: string | undefined) {
+  relayTickets(peerId: string, partyId: string, body: { peer_id: string; region?: string }, host: string | undefined): RelayOffer {
     this.requireMember(partyId, peerId)
     if (body.peer_id === peerId) throw new ControlError('VALIDATION', 'body.peer_id: must be the other member, not yourself', 422)
     if (!this.members.get(partyId)?.has(body.peer_id)) throw notFound('PEER_NOT_FOUND', `peer ${body.peer_id} is not a member of party ${partyId}`)
@@ -606,8 +577,8 @@ export class ControlService {
     const r = this.relayJson(relay, host)
     const relayOut = { relay_id: r.relay_id, public_ip: r.public_ip, port: r.port, region: r.region }
     const common = { session_id: Buffer.from(sessionId).toString('hex'), expires_at: iso(notAfter * 1000), relay: relayOut }
-    const mine = { ...common, side: 'a' as const, ticket: mk('a', me.publicKey, other.publicKey), peer_id: body.peer_id }
-    const theirs = { ...common, side: 'b' as const, ticket: mk('b', other.publicKey, me.publicKey), peer_id: peerId }
+    const mine: RelayOffer = { ...common, side: 'a', ticket: mk('a', me.publicKey, other.publicKey), peer_id: body.peer_id }
+    const theirs: RelayOffer = { ...common, side: 'b', ticket: mk('b', other.publicKey, me.publicKey), peer_id: peerId }
     this.deliverSignal(partyId, peerId, body.peer_id, 'relay_offer', theirs)
     this.log.info('relay session offered', { party_id: partyId, relay_id: relay.relayId, a: peerId, b: body.peer_id })
     return mine

@@ -5,7 +5,8 @@
 import { asc, eq } from 'drizzle-orm'
 import { LanrageError } from '../shared/errors.ts'
 import type { Db } from './client.ts'
-import { favoriteServers, gameProfiles, serverConfigs, SETTING_TYPES, settings, type SettingType } from './schema/settings.ts'
+import { isUniqueViolation } from './errors.ts'
+import { favoriteServers, gameProfiles, SERVER_MODES, serverConfigs, SETTING_TYPES, settings, type SettingType } from './schema/settings.ts'
 
 export type SettingValue = string | number | boolean | null | SettingJson
 export type SettingJson = { [k: string]: unknown } | unknown[]
@@ -139,7 +140,6 @@ export class SettingsStore {
 // ---- server_configs, favorite_servers, game_profiles ----------------------------------------------------------
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$/
-const SERVER_MODES = ['control', 'relay', 'serve'] as const
 export type ServerMode = (typeof SERVER_MODES)[number]
 
 function checkName(name: string, what: string): string {
@@ -150,17 +150,8 @@ function checkObject(v: unknown, what: string): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SettingsError('INVALID_SETTING', `${what} must be a JSON object, not ${Array.isArray(v) ? 'an array' : JSON.stringify(v)}`)
   return v as Record<string, unknown>
 }
-const isUnique = (e: unknown) => /UNIQUE constraint failed/.test(String((e as Error)?.message)) || (e as { code?: string })?.code === 'SQLITE_CONSTRAINT_UNIQUE'
 
-export interface ServerConfig {
-  id: number
-  name: string
-  mode: ServerMode
-  enabled: boolean
-  config: Record<string, unknown>
-  createdAt: number
-  updatedAt: number
-}
+export type ServerConfig = typeof serverConfigs.$inferSelect
 
 /** Named control/relay/serve configurations a user keeps (`server_configs`). */
 export class ServerConfigStore {
@@ -200,13 +191,7 @@ export class ServerConfigStore {
   }
 }
 
-export interface FavoriteServer {
-  id: number
-  name: string
-  address: string
-  game: string | null
-  addedAt: number
-}
+export type FavoriteServer = typeof favoriteServers.$inferSelect
 
 /** Game servers reachable over the virtual network that a user marked (`favorite_servers`, unique by address). */
 export class FavoriteServerStore {
@@ -224,7 +209,7 @@ export class FavoriteServerStore {
     try {
       return this.db.insert(favoriteServers).values({ name: input.name, address: input.address, game: input.game ?? null, addedAt: now }).returning().get()
     } catch (e) {
-      if (isUnique(e)) throw new SettingsError('ALREADY_EXISTS', `${input.address} is already a favorite`, 409)
+      if (isUniqueViolation(e)) throw new SettingsError('ALREADY_EXISTS', `${input.address} is already a favorite`, 409)
       throw e
     }
   }
@@ -234,14 +219,7 @@ export class FavoriteServerStore {
   }
 }
 
-export interface GameProfile {
-  id: number
-  name: string
-  game: string
-  profile: Record<string, unknown>
-  createdAt: number
-  updatedAt: number
-}
+export type GameProfile = typeof gameProfiles.$inferSelect
 
 /** Per-game tuning as a JSON object (`game_profiles`), e.g. { keepalive: 25, mtu: 1380, ports: [27015] }. */
 export class GameProfileStore {

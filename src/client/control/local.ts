@@ -46,14 +46,9 @@ export const DEFAULT_FLUSH_MS = 50
 export const LOCAL_SUBNET = '10.66.0.0/16'
 export const DEFAULT_MAX_PEERS = 16
 
-interface DiscoveryFile {
+/** The party as the control server would describe it, without its members, plus the password check. */
+interface DiscoveryFile extends Omit<PartyInfo, 'peers'> {
   version: 1
-  party_id: string
-  name: string
-  host_id: string
-  created_at: string
-  subnet: string
-  max_peers: number
   /** sha256(party_id + ':' + password), hex; null = open party. */
   password_hash: string | null
 }

@@ -1,66 +1,13 @@
 /**
  * The control plane as the client sees it: the seed's operations and types, shared by RemoteControlPlane
- * (HTTP + WebSocket to a control server) and LocalControlPlane (a LAN with no server). PeerInfo and PartyInfo
- * are exactly the JSON the control server speaks (snake_case, CONTRACTS.md), so they pass through untouched.
+ * (HTTP + WebSocket to a control server) and LocalControlPlane (a LAN with no server). PeerInfo, PartyInfo and
+ * the other wire types are the control server's own (src/shared/api.ts), so they pass through untouched.
  */
 
-/** NAT type names from the seed (RFC 3489 vocabulary; `symmetric` = mapping varies by destination). */
-export const NAT_TYPES = ['open', 'full_cone', 'restricted_cone', 'port_restricted_cone', 'symmetric', 'unknown'] as const
-export type NatType = (typeof NAT_TYPES)[number]
+import type { LeaveResult, PartyDeletedReason, PartyInfo, PeerEndpointInfo, PeerInfo, PeerLeftReason, RelayOffer, Signal } from '../../shared/api.ts'
 
-export interface PeerInfo {
-  peer_id: string
-  /** base64 WireGuard public key */
-  public_key: string
-  virtual_ip: string
-  /** "ip:port" as learned by STUN, null when unknown */
-  public_endpoint: string | null
-  local_endpoints: string[]
-  nat_type: NatType
-  /** ISO 8601 */
-  last_seen: string
-  joined_at: string
-}
-
-export interface PartyInfo {
-  party_id: string
-  name: string
-  host_id: string
-  created_at: string
-  subnet: string
-  max_peers: number
-  peers: Record<string, PeerInfo>
-}
-
-/** What a peer reports about itself (join, update, heartbeat). */
-export interface PeerEndpointInfo {
-  public_endpoint?: string | null
-  local_endpoints?: string[]
-  nat_type?: NatType
-}
-
-export interface Signal {
-  id: string
-  party_id: string
-  from_peer_id: string
-  to_peer_id: string
-  type: string
-  data: unknown
-  created_at: string
-}
-
-export interface RelayOffer {
-  session_id: string
-  side: 'a' | 'b'
-  ticket: string
-  expires_at: string
-  relay: { relay_id: string; public_ip: string; port: number; region: string }
-  peer_id: string
-}
-
-export type LeaveResult = 'left' | 'party_deleted'
-export type PeerLeftReason = 'left' | 'removed' | 'timeout'
-export type PartyDeletedReason = 'host_left' | 'empty' | 'timeout'
+export { NAT_TYPES } from '../../shared/api.ts'
+export type { LeaveResult, NatType, PartyDeletedReason, PartyInfo, PeerEndpointInfo, PeerInfo, PeerLeftReason, RelayOffer, Signal } from '../../shared/api.ts'
 
 /** Live events, for every party this peer is in (the `/ws` messages plus the client's own connection state). */
 export interface ControlEvents {

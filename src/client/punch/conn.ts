@@ -22,8 +22,8 @@
  * this machine last set (the agent sees the peer's rx counter grow and the endpoint unchanged; WireGuard roams
  * the endpoint to the source of every authenticated packet, §6.5, so a packet that came another way changes it).
  */
-/** The seed's NAT type names (PeerInfo.nat_type). */
-export type NatType = 'open' | 'full_cone' | 'restricted_cone' | 'port_restricted_cone' | 'symmetric' | 'unknown'
+import type { NatType } from '../../shared/api.ts'
+export type { NatType }
 
 export type Path = 'connecting' | 'direct' | 'relay'
 

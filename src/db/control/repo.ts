@@ -14,12 +14,6 @@ export type SignalRow = typeof signals.$inferSelect
 export type RelayRow = typeof relays.$inferSelect
 export type ServerKeyRow = typeof serverKeys.$inferSelect
 
-export function isUniqueViolation(e: unknown): boolean {
-  const x = e as { code?: string; cause?: { code?: string } }
-  const code = x?.code ?? x?.cause?.code
-  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
-}
-
 export class ControlRepo {
   constructor(readonly db: Db) {}
 

@@ -4,9 +4,7 @@
  * Pure drizzle-orm/sqlite-core: drizzle-kit loads this file under Node (STYLE.md §4.3).
  */
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
-
-export const NAT_TYPES = ['open', 'full_cone', 'restricted_cone', 'port_restricted_cone', 'symmetric', 'unknown'] as const
-export type NatType = (typeof NAT_TYPES)[number]
+import { NAT_TYPES } from '../../shared/api.ts'
 
 /** A registered identity: its WireGuard X25519 public key. peer_id = first 16 hex digits of SHA-256(key). */
 export const peers = sqliteTable('peers', {

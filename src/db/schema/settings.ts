@@ -16,12 +16,13 @@ export const settings = sqliteTable('settings', {
   updatedAt: integer('updated_at', { mode: 'number' }).notNull(),
 })
 
+export const SERVER_MODES = ['control', 'relay', 'serve'] as const
+
 /** Named control/relay server configurations a user keeps (e.g. "home", "eu-relay"). */
 export const serverConfigs = sqliteTable('server_configs', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   name: text('name').notNull().unique(),
-  /** "control" | "relay" | "serve" */
-  mode: text('mode', { enum: ['control', 'relay', 'serve'] }).notNull(),
+  mode: text('mode', { enum: SERVER_MODES }).notNull(),
   enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
   /** JSON object of option values for that mode. */
   config: text('config', { mode: 'json' }).notNull().$type<Record<string, unknown>>(),
