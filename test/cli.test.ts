@@ -64,3 +64,37 @@ describe('lanrage settings', () => {
     expect(r.err).toContain('usage: lanrage settings set KEY VALUE')
   })
 })
+
+describe('lanrage relay reads relay.* settings from $LANRAGE_HOME/settings.db', () => {
+  const home = mkdtempSync(join(tmpdir(), 'lanrage-relay-settings-'))
+  const env = { LANRAGE_HOME: home }
+  // Runs the relay for a moment and returns its start-up log line ("relay listening ... region=...").
+  async function listeningLine(args: string[]) {
+    const p = Bun.spawn([BIN, 'relay', '--port', '0', '--ports', '41000-41009', ...args], { env: { ...process.env, ...env }, stderr: 'pipe', stdout: 'ignore' })
+    let text = ''
+    const reader = p.stderr.getReader()
+    const deadline = Date.now() + 8000
+    while (!text.includes('relay listening') && Date.now() < deadline) {
+      const { value, done } = await reader.read()
+      if (done) break
+      text += new TextDecoder().decode(value)
+    }
+    p.kill('SIGTERM')
+    await p.exited
+    return text.split('\n').find((l) => l.includes('relay listening')) ?? text
+  }
+
+  test('a setting changes the default; a flag still wins', async () => {
+    expect(lanrage(['settings', 'set', 'relay.region', 'eu-test'], env).code).toBe(0)
+    expect(await listeningLine([])).toContain('region=eu-test')
+    expect(await listeningLine(['--region', 'us-flag'])).toContain('region=us-flag')
+  }, 20_000)
+
+  test('a setting of the wrong type is named with its key', () => {
+    expect(lanrage(['settings', 'set', 'relay.capacity', 'lots'], env).code).toBe(0)
+    const r = lanrage(['relay', '--port', '0'], env)
+    expect(r.code).toBe(2)
+    expect(r.err).toContain('setting relay.capacity: Expected integer')
+    expect(lanrage(['settings', 'delete', 'relay.capacity'], env).code).toBe(0)
+  })
+})

@@ -3,13 +3,13 @@
  * null stays null). Values are stored as text plus a type tag so the table stays readable with the sqlite3 CLI.
  */
 import { asc, eq } from 'drizzle-orm'
-import { LanrageError } from '../shared/errors.ts'
+import { decodeValue, encodeValue, SettingsError, typeOf, type SettingValue } from '../shared/settings-codec.ts'
 import type { Db } from './client.ts'
 import { isUniqueViolation } from './errors.ts'
 import { favoriteServers, gameProfiles, SERVER_MODES, serverConfigs, SETTING_TYPES, settings, type SettingType } from './schema/settings.ts'
 
-export type SettingValue = string | number | boolean | null | SettingJson
-export type SettingJson = { [k: string]: unknown } | unknown[]
+export type { SettingJson, SettingValue } from '../shared/settings-codec.ts'
+export { decodeValue, encodeValue, SettingsError, typeOf } from '../shared/settings-codec.ts'
 export interface SettingRow {
   key: string
   value: SettingValue
@@ -17,49 +17,7 @@ export interface SettingRow {
   updatedAt: number
 }
 
-export class SettingsError extends LanrageError {}
-
 export const KEY_RE = /^[a-z0-9][a-z0-9_.-]{0,127}$/
-
-export function typeOf(v: SettingValue): SettingType {
-  if (v === null) return 'null'
-  if (typeof v === 'string') return 'string'
-  if (typeof v === 'boolean') return 'bool'
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new SettingsError('INVALID_SETTING', `setting value ${v} is not a finite number`)
-    return Number.isInteger(v) ? 'int' : 'float'
-  }
-  return 'json'
-}
-
-export function encodeValue(v: SettingValue, type: SettingType): string | null {
-  switch (type) {
-    case 'null':
-      return null
-    case 'string':
-      return v as string
-    case 'json':
-      return JSON.stringify(v)
-    default:
-      return String(v)
-  }
-}
-
-export function decodeValue(text: string | null, type: SettingType): SettingValue {
-  switch (type) {
-    case 'null':
-      return null
-    case 'string':
-      return text ?? ''
-    case 'int':
-    case 'float':
-      return Number(text)
-    case 'bool':
-      return text === 'true'
-    case 'json':
-      return JSON.parse(text ?? 'null')
-  }
-}
 
 /**
  * Parses a value typed on the command line: `lanrage settings set relay.port 51820 --type int`.

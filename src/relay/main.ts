@@ -1,15 +1,17 @@
 /**
- * `lanrage relay`: the UDP relay alone. Options come from flags and LANRAGE_* env (the relay has no database;
- * inside `lanrage serve` its options are also settings keys `serve.relay_*`). Registers with --control when
- * given; stops cleanly on SIGINT/SIGTERM.
+ * `lanrage relay`: the UDP relay alone. Options come from flags, LANRAGE_* env and the settings keys `relay.*` in
+ * $LANRAGE_HOME/settings.db (read once at start; inside `lanrage serve` they are `serve.relay_*` in the server's
+ * database). Registers with --control when given; stops cleanly on SIGINT/SIGTERM.
  */
 import { runCommand } from '../shared/command.ts'
 import { LanrageError } from '../shared/errors.ts'
 import type { CommandSpec } from '../shared/config.ts'
+import { defaultSettingsPath } from '../shared/home.ts'
 import { createLogger } from '../shared/log.ts'
 import { untilSignal } from '../shared/signals.ts'
-import { relaySchema } from './config.ts'
+import { relaySchema, type RelayConfig } from './config.ts'
 import { startRelay } from './index.ts'
+import { openSettingsFile } from './settings-file.ts'
 
 export const spec = {
   name: 'relay',
@@ -18,20 +20,29 @@ export const spec = {
     'The main port answers STUN Binding requests and ALLOCATE requests carrying a control-server ticket;',
     'each session gets one UDP port per side from --ports. With --control and --relay-secret the relay',
     'registers and heartbeats; without --control it serves STUN only (it has no ticket key).',
+    'Settings keys relay.<option> are read from $LANRAGE_HOME/settings.db (see lanrage settings).',
   ].join('\n'),
   schema: relaySchema,
 } satisfies CommandSpec<typeof relaySchema>
 
 export async function main(argv: string[]): Promise<number> {
-  return runCommand(spec, { argv, env: process.env }, async (config) => {
-    const log = createLogger('relay')
-    const relay = await startRelay(config, { log }).catch((e: unknown) => {
-      const why = e instanceof Error ? e.message : String(e)
-      throw new LanrageError('RELAY_START_FAILED', `cannot start the relay on ${config.host}:${config.port}: ${why}`, 500)
-    })
-    const sig = await untilSignal()
-    log.info('shutting down', { signal: sig })
-    await relay.close()
-    return 0
+  const settings = openSettingsFile(defaultSettingsPath())
+  const src = { argv, env: process.env, settings: settings && ((k: string) => settings.get(k)) }
+  try {
+    return await runCommand(spec, src, (config) => run(config))
+  } finally {
+    settings?.close()
+  }
+}
+
+async function run(config: RelayConfig): Promise<number> {
+  const log = createLogger('relay')
+  const relay = await startRelay(config, { log }).catch((e: unknown) => {
+    const why = e instanceof Error ? e.message : String(e)
+    throw new LanrageError('RELAY_START_FAILED', `cannot start the relay on ${config.host}:${config.port}: ${why}`, 500)
   })
+  const sig = await untilSignal()
+  log.info('shutting down', { signal: sig })
+  await relay.close()
+  return 0
 }

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, wri
 import { join } from 'node:path'
 import { openDatabase } from '../../db/client.ts'
 import { SettingsStore } from '../../db/settings.ts'
-import { defaultSettingsPath, lanrageHome } from '../home.ts'
+import { defaultSettingsPath, lanrageHome } from '../../shared/home.ts'
 import { encodeKey, generatePrivateKey, parsePrivateKey } from '../wireguard/keys.ts'
 import type { AgentStatus } from './agent.ts'
 

@@ -5,7 +5,7 @@ import { SETTING_TYPES } from '../../db/schema/settings.ts'
 import { parseTyped, SettingsError, SettingsStore, type SettingRow } from '../../db/settings.ts'
 import { runCommand } from '../../shared/command.ts'
 import type { CommandSpec } from '../../shared/config.ts'
-import { defaultSettingsPath } from '../home.ts'
+import { defaultSettingsPath } from '../../shared/home.ts'
 
 export const spec = {
   name: 'settings',

@@ -4,9 +4,9 @@
  * Pure drizzle-orm/sqlite-core: drizzle-kit loads this file under Node (STYLE.md §4.3).
  */
 import { integer, sqliteTable, text } from 'drizzle-orm/sqlite-core'
+import { SETTING_TYPES } from '../../shared/settings-codec.ts'
 
-export const SETTING_TYPES = ['string', 'int', 'float', 'bool', 'json', 'null'] as const
-export type SettingType = (typeof SETTING_TYPES)[number]
+export { SETTING_TYPES, type SettingType } from '../../shared/settings-codec.ts'
 
 export const settings = sqliteTable('settings', {
   key: text('key').primaryKey(),

@@ -1,4 +1,5 @@
-/** Where the client keeps its state: $LANRAGE_HOME, default ~/.lanrage (keys, settings.db, agent state). */
+/** Where LANrage keeps per-user state: $LANRAGE_HOME, default ~/.lanrage (keys, settings.db, agent state). The client
+ * and the standalone relay read their settings from settings.db there. */
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 
