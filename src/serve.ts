@@ -20,6 +20,7 @@ export const spec = {
   schema: Type.Object({
     ...controlSchema.properties,
     relayPort: Type.Integer({ ...r.port, description: 'relay main UDP port: STUN and ALLOCATE' }),
+    relayStunAltPort: Type.Integer({ ...r.stunAltPort, description: 'relay second UDP port, STUN Binding only; 0 = any free port, -1 = off' }),
     relayPorts: Type.String({ ...r.ports, description: 'relay session port range, one port per side of a session' }),
     publicIp: Type.String({
       ...r.publicIp,
@@ -42,6 +43,7 @@ export async function main(argv: string[]): Promise<number> {
       ...defaults(),
       host: config.host,
       port: config.relayPort,
+      stunAltPort: config.relayStunAltPort,
       ports: config.relayPorts,
       // Unspecified: the control server answers each client with the address it used (CONTRACTS.md "Relays").
       publicIp: config.publicIp || '0.0.0.0',

@@ -275,6 +275,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
           relay_id: RelayId,
           public_ip: t.String({ maxLength: 64 }),
           port: t.Integer({ minimum: 1, maximum: 65535 }),
+          stun_alt_port: t.Optional(t.Union([t.Integer({ minimum: 1, maximum: 65535 }), t.Null()])),
           region: t.String({ minLength: 1, maxLength: 32 }),
           capacity: t.Integer({ minimum: 0 }),
           load: t.Number({ minimum: 0 }),

@@ -511,6 +511,7 @@ export class ControlService {
       relay_id: r.relayId,
       public_ip: isUnspecified(r.publicIp) && host ? host : r.publicIp,
       port: r.port,
+      stun_alt_port: r.stunAltPort,
       region: r.region,
       capacity: r.capacity,
       load: r.load,
@@ -518,12 +519,13 @@ export class ControlService {
     }
   }
 
-  registerRelay(body: { relay_id: string; public_ip: string; port: number; region: string; capacity: number; load: number; ports: string; sessions?: number }) {
+  registerRelay(body: { relay_id: string; public_ip: string; port: number; stun_alt_port?: number | null; region: string; capacity: number; load: number; ports: string; sessions?: number }) {
     const now = this.clock.now()
     const row = this.repo.upsertRelay({
       relayId: body.relay_id,
       publicIp: body.public_ip,
       port: body.port,
+      stunAltPort: body.stun_alt_port ?? null,
       region: body.region,
       capacity: body.capacity,
       load: body.load,

@@ -22,6 +22,12 @@ export const DEFAULT_BLOCK_S = 300
 export const relaySchema = Type.Object({
   host: Type.String({ default: '0.0.0.0', description: 'address to bind the main port and the session ports' }),
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 51820, description: 'main UDP port: STUN and ALLOCATE' }),
+  stunAltPort: Type.Integer({
+    minimum: -1,
+    maximum: 65535,
+    default: 0,
+    description: 'second UDP port answering STUN Binding only, so one relay gives clients two STUN targets; 0 = any free port, -1 = off',
+  }),
   ports: Type.String({ pattern: '^\\d{1,5}-\\d{1,5}$', default: '52000-52999', description: 'session port range, one port per side of a session' }),
   publicIp: Type.String({ default: '', description: 'address clients reach this relay at (default: the first non-loopback IPv4)' }),
   region: Type.String({ default: 'default', description: 'region reported to the control server' }),

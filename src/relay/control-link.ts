@@ -9,6 +9,8 @@ export interface RegisterBody {
   relay_id: string
   public_ip: string
   port: number
+  /** The second STUN-only port, null when off (the agent's second STUN target when there is one relay). */
+  stun_alt_port: number | null
   region: string
   capacity: number
   load: number

@@ -35,6 +35,8 @@ export interface RelayDeps {
 export interface Relay {
   /** The main UDP port (STUN + ALLOCATE). */
   readonly port: number
+  /** The second port answering STUN Binding only (--stun-alt-port); null when off. */
+  readonly stunAltPort: number | null
   readonly host: string
   readonly relayId: string
   readonly publicIp: string
@@ -101,26 +103,34 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   }
 
   // ---------------------------------------------------------------- main port: STUN + ALLOCATE
-  const main: Sock = await Bun.udpSocket({
-    hostname: host,
-    port: config.port,
-    socket: {
-      data(sock, buf, port, address): void {
-        metrics.mainPacketsIn++
-        const ip = address.startsWith('::ffff:') ? address.slice(7) : address
-        const now = clock.now()
-        if (guard.isBlocked(ip, now)) {
-          metrics.drops.blocked++
-          return
-        }
-        if (isStun(buf)) return onStun(sock, buf, port, ip)
-        if (isAllocate(buf)) return onAllocate(sock, buf, port, ip, address, now)
-        metrics.drops.unknown_message++
-      },
-      error: onError('main'),
-    },
-  })
+  // The alt port shares this handler with `allocate` false: STUN only. A client that sees one relay still gets two
+  // destinations to compare mappings from (RFC 5780 §4.3: a mapping that changes with the destination is symmetric).
+  const mainData =
+    (allocate: boolean) =>
+    (sock: Sock, buf: Buffer, port: number, address: string): void => {
+      metrics.mainPacketsIn++
+      const ip = address.startsWith('::ffff:') ? address.slice(7) : address
+      const now = clock.now()
+      if (guard.isBlocked(ip, now)) {
+        metrics.drops.blocked++
+        return
+      }
+      if (isStun(buf)) return onStun(sock, buf, port, ip)
+      if (allocate && isAllocate(buf)) return onAllocate(sock, buf, port, ip, address, now)
+      metrics.drops.unknown_message++
+    }
+  const main: Sock = await Bun.udpSocket({ hostname: host, port: config.port, socket: { data: mainData(true), error: onError('main') } })
   sockets.add(main)
+  let alt: Sock | undefined
+  if (config.stunAltPort >= 0) {
+    try {
+      alt = await Bun.udpSocket({ hostname: host, port: config.stunAltPort, socket: { data: mainData(false), error: onError('stun-alt') } })
+    } catch (e) {
+      main.close()
+      throw new Error(`STUN alt port ${config.stunAltPort}: ${e instanceof Error ? e.message : String(e)}`)
+    }
+    sockets.add(alt)
+  }
   const coarseTimer = deps.clock ? undefined : setInterval(() => (coarseNow = Date.now()), COARSE_CLOCK_MS)
   const relayId: string = config.relayId || defaultRelayId(publicIp, main.port)
   const table: SessionTable = new SessionTable({
@@ -340,7 +350,16 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       fetch: deps.fetch,
       minBackoffMs: deps.controlBackoffMs?.[0],
       maxBackoffMs: deps.controlBackoffMs?.[1],
-      register: () => ({ relay_id: relayId, public_ip: publicIp, port: main.port, region: config.region, capacity, load: table.size, ports: config.ports }),
+      register: () => ({
+        relay_id: relayId,
+        public_ip: publicIp,
+        port: main.port,
+        stun_alt_port: alt?.port ?? null,
+        region: config.region,
+        capacity,
+        load: table.size,
+        ports: config.ports,
+      }),
       heartbeat: () => ({ load: table.size, sessions: table.size }),
       onKey: (key) => {
         table.controlKey = key
@@ -353,6 +372,7 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   log.info('relay listening', {
     host,
     port: main.port,
+    stun_alt_port: alt?.port ?? 'off',
     ports: config.ports,
     public_ip: publicIp,
     relay_id: relayId,
@@ -363,6 +383,7 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
 
   return {
     port: main.port,
+    stunAltPort: alt?.port ?? null,
     host,
     relayId,
     publicIp,

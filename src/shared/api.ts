@@ -58,6 +58,8 @@ export interface RelayInfo {
   relay_id: string
   public_ip: string
   port: number
+  /** a second port answering STUN Binding only (a second STUN target when there is one relay); null when none */
+  stun_alt_port: number | null
   region: string
   capacity: number
   load: number

@@ -29,7 +29,7 @@ describe('relay registry', () => {
     const r = await register(relay())
     expect(r.status).toBe(200)
     expect(r.body).toEqual({
-      relay: { relay_id: '0000000000000001', public_ip: '198.51.100.20', port: 51820, region: 'eu', capacity: 100, load: 0, last_seen: new Date(s.clock.now()).toISOString() },
+      relay: { relay_id: '0000000000000001', public_ip: '198.51.100.20', port: 51820, stun_alt_port: null, region: 'eu', capacity: 100, load: 0, last_seen: new Date(s.clock.now()).toISOString() },
       ticket_public_key: expect.any(String),
       heartbeat_interval_s: 30,
     })
@@ -37,6 +37,20 @@ describe('relay registry', () => {
     expect((await register(relay({ load: 7, port: 51821 }))).body.relay).toMatchObject({ port: 51821, load: 7 })
     const list = await a.call('GET', '/relays')
     expect(list.body.relays).toHaveLength(1)
+  })
+
+  test('stun_alt_port round-trips through POST /relays → GET /relays and GET /relays/{region}; null or absent = none', async () => {
+    const r = await register(relay({ stun_alt_port: 3479 }))
+    expect(r.status).toBe(200)
+    expect(r.body.relay).toMatchObject({ relay_id: '0000000000000001', port: 51820, stun_alt_port: 3479 })
+    const find = async (path: string) => (await a.call('GET', path)).body.relays.find((x: { relay_id: string }) => x.relay_id === '0000000000000001')
+    expect(await find('/relays')).toMatchObject({ port: 51820, stun_alt_port: 3479 })
+    expect(await find('/relays/eu')).toMatchObject({ stun_alt_port: 3479 })
+    // Re-registering without it (an older relay, or --stun-alt-port -1) clears it.
+    expect((await register(relay({ stun_alt_port: null }))).body.relay.stun_alt_port).toBeNull()
+    await register(relay({ stun_alt_port: 3480 }))
+    await register(relay())
+    expect(await find('/relays/eu')).toMatchObject({ stun_alt_port: null })
   })
 
   test('missing or wrong secret → 401; a peer token is not a relay secret', async () => {
@@ -59,6 +73,9 @@ describe('relay registry', () => {
       [{ ports: '52000' }, 'body.ports'],
       [{ region: '' }, 'body.region'],
       [{ load: -1 }, 'body.load'],
+      [{ stun_alt_port: 70000 }, 'body.stun_alt_port'],
+      [{ stun_alt_port: 'x' }, 'body.stun_alt_port'],
+      [{ stun_alt_port: 0 }, 'body.stun_alt_port'],
     ] as const) {
       const r = await register(relay(over))
       expect(r.status).toBe(422)

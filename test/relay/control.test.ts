@@ -65,9 +65,14 @@ describe('relay ↔ control server', () => {
       expect(relay.stats().control_key_known).toBe(true)
       const listed = (await (await fetch(`${c.base}/`)).json()) as { relays: number }
       expect(listed.relays).toBe(1)
+      // The STUN alt port travels with the registration (the agents' second STUN target).
+      expect(relay.stunAltPort).toBeGreaterThan(0)
 
       // Real tickets from the control server: host asks for a relay to the guest; the guest gets an offer.
       const [host, guest] = (await registeredPeers(c.base, 2)) as [TestPeer, TestPeer]
+      expect((await host.call('GET', '/relays')).body.relays).toEqual([
+        expect.objectContaining({ relay_id: relay.relayId, port: relay.port, stun_alt_port: relay.stunAltPort }),
+      ])
       const party = await host.createParty()
       expect((await guest.join(party)).status).toBe(200)
       const offer = await host.call('POST', `/parties/${party}/relay`, { peer_id: guest.peerId })

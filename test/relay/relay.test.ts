@@ -4,10 +4,15 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { ManualClock } from '../../src/shared/clock.ts'
 import { signTicket, decodeTicket } from '../../src/shared/wire/ticket.ts'
-import { BINDING_INDICATION, decodeBindingResponse, encodeBindingRequest, encodeStun, newTransactionId } from '../../src/shared/wire/stun.ts'
+import { ATTR, BINDING_INDICATION, decodeBindingResponse, decodeStun, encodeBindingRequest, encodeStun, getAttribute, newTransactionId } from '../../src/shared/wire/stun.ts'
+import { encodeAllocateRequest } from '../../src/shared/wire/allocate.ts'
 import { allocate, fakeData, fakeInitiation, type TestSession } from '../../src/relay/testing.ts'
 import type { Relay } from '../../src/relay/index.ts'
-import { peer, settle, testRelay, until, type Peer } from './helpers.ts'
+import { Value } from '@sinclair/typebox/value'
+import { relaySchema, type RelayConfig } from '../../src/relay/config.ts'
+import { startRelay } from '../../src/relay/index.ts'
+import { silentLogger } from '../../src/shared/log.ts'
+import { peer, portRange, settle, testRelay, until, type Peer } from './helpers.ts'
 
 const LO = '127.0.0.1'
 
@@ -124,6 +129,82 @@ describe('relay main port', () => {
     } finally {
       p.close()
     }
+  })
+})
+
+describe('relay STUN alt port (--stun-alt-port)', () => {
+  test('a second port answers STUN Binding with the sender\'s XOR-MAPPED-ADDRESS; ALLOCATE there is dropped', async () => {
+    const t = await testRelay()
+    const p = await peer()
+    try {
+      const alt = t.relay.stunAltPort!
+      expect(alt).toBeGreaterThan(0)
+      expect(alt).not.toBe(t.relay.port)
+      const before = t.relay.stats()
+      const txid = newTransactionId()
+      p.send(encodeBindingRequest(txid), alt)
+      expect(await until(() => p.got.length > 0)).toBe(true)
+      // The answer comes from the alt port itself: a client compares mappings towards two destinations.
+      expect(p.got[0]!.port).toBe(alt)
+      const r = decodeBindingResponse(p.got[0]!.buf)
+      expect(r).toMatchObject({ ok: true, mapped: { address: LO, port: p.port, family: 'IPv4' } })
+      if (!r.ok) throw new Error(r.error)
+      expect(Buffer.from(r.transactionId).equals(Buffer.from(txid))).toBe(true)
+      const m = decodeStun(p.got[0]!.buf)
+      expect(m.ok && getAttribute(m.message, ATTR.XOR_MAPPED_ADDRESS) !== undefined).toBe(true)
+      expect(t.relay.stats().stun_responses - before.stun_responses).toBe(1)
+
+      // The alt port is STUN only: a well-formed ALLOCATE with a valid ticket gets no answer and is counted.
+      p.got.length = 0
+      p.send(encodeAllocateRequest({ transactionId: newTransactionId(), ticket: t.issuer.session().ticketA }), alt)
+      expect(await until(() => t.relay.stats().drops.unknown_message - before.drops.unknown_message === 1)).toBe(true)
+      await Bun.sleep(50)
+      expect(p.got.length).toBe(0)
+      expect(t.relay.stats().allocate_requests).toBe(before.allocate_requests)
+    } finally {
+      p.close()
+      await t.relay.close()
+    }
+  })
+
+  test('-1 turns it off (registered as null); an explicit port is used as given and freed on close', async () => {
+    // The registration body as the control server would receive it (POST /relays through deps.fetch).
+    const registered = async (stunAltPort: number) => {
+      const bodies: Record<string, unknown>[] = []
+      const fetch = (async (_url: unknown, init?: RequestInit) => {
+        bodies.push(JSON.parse(String(init?.body)))
+        return Response.json({ ticket_public_key: Buffer.alloc(32).toString('base64'), heartbeat_interval_s: 60 })
+      }) as unknown as typeof globalThis.fetch
+      const config = Value.Default(relaySchema, { host: LO, port: 0, ports: portRange(), control: 'http://control.invalid', relaySecret: 's', statsInterval: 0, stunAltPort })
+      const relay = await startRelay(config as RelayConfig, { log: silentLogger, fetch, sweepIntervalMs: 0 })
+      await relay.registered
+      await relay.close()
+      return { alt: relay.stunAltPort, body: bodies[0]! }
+    }
+    const off = await registered(-1)
+    expect(off.alt).toBeNull()
+    expect(off.body).toMatchObject({ stun_alt_port: null })
+    const dflt = await registered(0)
+    expect(dflt.alt).toBeGreaterThan(0)
+    expect(dflt.body).toMatchObject({ stun_alt_port: dflt.alt })
+
+    const probe = await Bun.udpSocket({ hostname: LO })
+    const port = probe.port
+    probe.close()
+    const on = await testRelay({ stunAltPort: port })
+    const p = await peer()
+    try {
+      expect(on.relay.stunAltPort).toBe(port)
+      p.send(encodeBindingRequest(), port)
+      expect(await until(() => p.got.length > 0)).toBe(true)
+      expect(decodeBindingResponse(p.got[0]!.buf)).toMatchObject({ ok: true, mapped: { address: LO, port: p.port } })
+    } finally {
+      p.close()
+      await on.relay.close()
+    }
+    // Closed with the relay: the port can be bound again.
+    const again = await Bun.udpSocket({ hostname: LO, port })
+    again.close()
   })
 })
 

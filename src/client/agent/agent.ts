@@ -28,6 +28,19 @@ export const KEEPALIVE_S = 5
 export interface RelayEndpoint {
   host: string
   port: number
+  /** The relay's second, STUN-only port (`stun_alt_port` in GET /relays), when it has one. */
+  stunAltPort?: number
+}
+
+/**
+ * Two STUN destinations for NAT detection: two relays' main ports, or, with one relay, its main port and its
+ * STUN-only alt port. Either pair differs in destination ip:port, which is what tells a symmetric NAT (a new
+ * mapping per destination) from a cone (RFC 5780 §4.3).
+ */
+export function stunTargets(relays: RelayEndpoint[]): RelayEndpoint[] {
+  const first = relays[0]
+  if (relays.length >= 2 || first?.stunAltPort === undefined) return relays.slice(0, 2)
+  return [first, { host: first.host, port: first.stunAltPort }]
 }
 /** What STUN told us about our WireGuard port (src/client/nat/detect.ts NatReport has these and more). */
 export interface NatMapping {
@@ -162,7 +175,7 @@ export class Agent {
       return []
     })
     if (this.relays.length) {
-      this.nat = await this.deps.detectNat(this.opts.listenPort, this.relays.slice(0, 2)).catch((e) => {
+      this.nat = await this.deps.detectNat(this.opts.listenPort, stunTargets(this.relays)).catch((e) => {
         log.warn('STUN failed; peers will be reached through the relay', { error: e })
         return { publicEndpoint: null, natType: 'unknown' as NatType }
       })

@@ -59,13 +59,17 @@ export async function allocate(relay: RelayEndpoint, ticket: string, retry = { r
   }
 }
 
-/** `GET /relays` with the peer's bearer token: the relays' main ports, least loaded first. */
+/** `GET /relays` with the peer's bearer token: the relays' main ports (and STUN alt ports), least loaded first. */
 export async function listRelays(controlUrl: string, token: string): Promise<RelayEndpoint[]> {
   const res = await fetch(controlUrl.replace(/\/+$/, '') + '/relays', { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } })
   if (!res.ok) throw new LanrageError('RELAYS_UNAVAILABLE', `GET /relays answered ${res.status}`, 502)
-  const body = (await res.json()) as { relays?: { public_ip?: unknown; port?: unknown; load?: unknown }[] }
+  const body = (await res.json()) as { relays?: { public_ip?: unknown; port?: unknown; stun_alt_port?: unknown; load?: unknown }[] }
   return (body.relays ?? [])
     .filter((r) => typeof r.public_ip === 'string' && typeof r.port === 'number')
     .sort((a, b) => Number(a.load ?? 0) - Number(b.load ?? 0))
-    .map((r) => ({ host: r.public_ip as string, port: r.port as number }))
+    .map((r) => {
+      const alt = r.stun_alt_port
+      const ok = typeof alt === 'number' && Number.isInteger(alt) && alt > 0 && alt < 65536
+      return { host: r.public_ip as string, port: r.port as number, ...(ok ? { stunAltPort: alt } : {}) }
+    })
 }

@@ -101,6 +101,8 @@ export const relays = sqliteTable('relays', {
   relayId: text('relay_id').primaryKey(),
   publicIp: text('public_ip').notNull(),
   port: integer('port', { mode: 'number' }).notNull(),
+  /** The relay's second STUN-only port (null: none, or a relay from before it had one). */
+  stunAltPort: integer('stun_alt_port', { mode: 'number' }),
   region: text('region').notNull(),
   capacity: integer('capacity', { mode: 'number' }).notNull(),
   load: integer('load', { mode: 'number' }).notNull(),

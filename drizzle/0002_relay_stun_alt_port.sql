@@ -1,0 +1,1 @@
+ALTER TABLE `relays` ADD `stun_alt_port` integer;
