@@ -278,7 +278,8 @@ describe.skipIf(!!skip)('lanrage up: cone / symmetric, one relay (its STUN alt p
     await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 15_000 - (Date.now() - started))
     await a1.proc.waitFor(/^peer [0-9a-f]{16} \S+ relay 203\.0\.113\.10:\d+$/m, 3000)
     expect(a1.proc.out).not.toMatch(/ direct /)
-    const st = await until('a1 relayed', () => status(a1), (x) => x.peers[0]?.path === 'relay', 3000)
+    // The WireGuard endpoint in the status file comes from the agent's next `wg` poll, a moment after the path.
+    const st = await until('a1 relayed', () => status(a1), (x) => x.peers[0]?.path === 'relay' && x.peers[0].endpoint !== null, 3000)
     expect(st.peers[0]).toMatchObject({ nat_type: 'symmetric' })
     expect(st.peers[0]!.endpoint).toStartWith(PUB_IP + ':')
     // Neither side ever pointed WireGuard at the other's NAT: no punch was tried (it would log "endpoint set").
