@@ -163,7 +163,7 @@ describe.skipIf(!!skip)('lanrage up: cone / cone / cone', () => {
     const k2 = (await until('a2 in status', () => status(a1), (st) => st.peers.length === 1, 3000)).peers[0]!.public_key
     expect(s.endpoints(a1).get(k2)).toStartWith(natWanIp(2) + ':')
     expect([...s.endpoints(a2).values()][0]).toStartWith(natWanIp(1) + ':')
-    const st1 = await until('a1 sees a2 direct', () => status(a1), (st) => st.peers[0]?.path === 'direct', 3000)
+    const st1 = await until('a1 sees a2 direct', () => status(a1), (st) => st.peers[0]?.path === 'direct' && st.peers[0].endpoint !== null, 3000)
     expect(st1).toMatchObject({ running: true, self: { virtual_ip: a1.vip, nat_type: 'port_restricted_cone' } })
     expect(st1.peers[0]).toMatchObject({ virtual_ip: a2.vip, path: 'direct' })
     expect(st1.peers[0]!.endpoint).toStartWith(natWanIp(2) + ':')
@@ -250,7 +250,7 @@ for (const kinds of [
       await s.ctx.lab!.waitForPing(a2.ns, a1.vip, 2_000)
       // Relayed: both endpoints are session ports on the relay; neither side ever learns the other's address.
       for (const a of [a1, a2]) {
-        const st = await until(`${a.iface} relayed`, () => status(a), (x) => x.peers[0]?.path === 'relay', 3000)
+        const st = await until(`${a.iface} relayed`, () => status(a), (x) => x.peers[0]?.path === 'relay' && x.peers[0].endpoint !== null, 3000)
         expect(st.peers[0]!.endpoint).toStartWith(PUB_IP + ':')
         expect([...s.endpoints(a).values()][0]).toStartWith(PUB_IP + ':')
       }
@@ -329,7 +329,7 @@ describe.skipIf(!!skip)('lanrage up: relayed while direct is blocked, direct onc
       for (const a of [a1, a2]) await until(`${a.iface} relayed`, () => status(a).peers[0]?.path, (p) => p === 'relay', 3000)
       expect(block('-D')).toEqual([0, 0])
       for (const [a, other] of [[a1, 2], [a2, 1]] as const) {
-        const st = await until(`${a.iface} direct again`, () => status(a), (x) => x.peers[0]?.path === 'direct', 20_000)
+        const st = await until(`${a.iface} direct again`, () => status(a), (x) => x.peers[0]?.path === 'direct' && x.peers[0].endpoint !== null, 20_000)
         expect(st.peers[0]!.endpoint).toStartWith(natWanIp(other) + ':')
       }
       await lab.waitForPing(a1.ns, a2.vip, 3000)
