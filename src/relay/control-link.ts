@@ -3,19 +3,11 @@
  * secret returns the ticket public key and the heartbeat interval; `POST /relays/{id}/heartbeat` reports load,
  * and a 404 there means "register again". Failures retry with exponential backoff and jitter.
  */
+import type { RelayInfo } from '../shared/api.ts'
 import type { Logger } from '../shared/log.ts'
 
-export interface RegisterBody {
-  relay_id: string
-  public_ip: string
-  port: number
-  /** The second STUN-only port, null when off (the agent's second STUN target when there is one relay). */
-  stun_alt_port: number | null
-  region: string
-  capacity: number
-  load: number
-  ports: string
-}
+/** `POST /relays`: the relay's public record (the server keeps `last_seen` itself) plus its session port range. */
+export type RegisterBody = Omit<RelayInfo, 'last_seen'> & { ports: string }
 
 export interface ControlLinkOptions {
   url: string
