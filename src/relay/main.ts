@@ -29,7 +29,11 @@ export async function main(argv: string[]): Promise<number> {
   const settings = openSettingsFile(defaultSettingsPath())
   const src = { argv, env: process.env, settings: settings && ((k: string) => settings.get(k)) }
   try {
-    return await runCommand(spec, src, (config) => run(config))
+    // Options are read once: the file is closed before the relay runs (and in finally, for --help and bad options).
+    return await runCommand(spec, src, (config) => {
+      settings?.close()
+      return run(config)
+    })
   } finally {
     settings?.close()
   }

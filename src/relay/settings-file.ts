@@ -23,12 +23,17 @@ export function openSettingsFile(path: string): SettingsFile | undefined {
     db.close() // a file without the settings table (never migrated): nothing to read
     return undefined
   }
+  let closed = false
   return {
     get(key) {
       const row = q.get(key)
       if (!row || !SETTING_TYPES.includes(row.type as SettingType)) return undefined
       return decodeValue(row.value, row.type as SettingType)
     },
-    close: () => db.close(false),
+    close() {
+      if (closed) return
+      closed = true
+      db.close(false)
+    },
   }
 }
