@@ -20,3 +20,31 @@ export class ConfigError extends LanrageError {
     super('INVALID_CONFIG', problems.join('\n'), 400)
   }
 }
+
+/**
+ * A TCP or UDP port this process must own is held by another process. Raised at start, before anything listens,
+ * so an operator sees one line naming the port and the option that moves it (`flag`) instead of two processes
+ * silently sharing a port (Bun's HTTP listener reuses ports unless told not to) or an uncaught EADDRINUSE.
+ * Commands print it like every LanrageError: `lanrage <cmd>: <message> (PORT_IN_USE)`, exit 1.
+ */
+export class PortInUseError extends LanrageError {
+  constructor(
+    readonly what: string,
+    readonly port: number,
+    readonly proto: 'tcp' | 'udp',
+    readonly flag: string,
+    options?: ErrorOptions,
+  ) {
+    super('PORT_IN_USE', `${what}: port ${port}/${proto} is already in use; choose another with ${flag}`, 500, options)
+  }
+  /** The same error naming another option (a library binds with its own option names; the command knows its flags). */
+  withFlag(flag: string): PortInUseError {
+    return new PortInUseError(this.what, this.port, this.proto, flag, { cause: this.cause })
+  }
+}
+
+/** Whether `e` is the OS refusing a bind because the address and port are taken (Bun and Node report EADDRINUSE). */
+export function isAddrInUse(e: unknown): boolean {
+  const err = e as { code?: unknown; errno?: unknown; message?: unknown } | null
+  return err?.code === 'EADDRINUSE' || (typeof err?.message === 'string' && /EADDRINUSE|address already in use/i.test(err.message))
+}
