@@ -6,25 +6,14 @@
 import { openapi } from '@elysiajs/openapi'
 import { Elysia, t } from 'elysia'
 import pkg from '../../package.json'
-import { NAT_TYPES, type LiveMessage } from '../shared/api.ts'
+import { Endpoint, NatType, PartyId, PartyName, PeerEndpointInfo, PeerId, RelayId, type LiveMessage } from '../shared/api.ts'
 import { ControlError, errorPlugin, methodTable } from './errors.ts'
 import { Metrics } from './metrics.ts'
 import { ControlService, hostOf, type ControlDeps } from './service.ts'
 import type { LiveSocket } from './hub.ts'
 
-// ---- request schemas (snake_case JSON, CONTRACTS.md)
+// ---- request schemas (snake_case JSON; the shared ones come from src/shared/api.ts, which clients validate with too)
 const Key = t.String({ maxLength: 64, description: 'standard base64 of 32 bytes' })
-const Endpoint = t.String({ pattern: '^((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:.]+\\]):\\d{1,5}$', maxLength: 64, description: '"ip:port"' })
-// One literal per name, not t.UnionEnum: that gives the schema a default, and Elysia would fill a missing nat_type with "open".
-const NatType = t.Union(NAT_TYPES.map((n) => t.Literal(n)))
-const PeerInfoInput = t.Object({
-  public_endpoint: t.Optional(t.Union([Endpoint, t.Null()])),
-  local_endpoints: t.Optional(t.Array(Endpoint, { maxItems: 16 })),
-  nat_type: t.Optional(NatType),
-})
-const PartyId = t.String({ pattern: '^[0-9a-f]{12}$', description: '12 lowercase hex digits' })
-const PeerId = t.String({ pattern: '^[0-9a-f]{16}$', description: '16 lowercase hex digits' })
-const RelayId = t.String({ pattern: '^[0-9a-f]{16}$', description: '16 lowercase hex digits' })
 const PartyParams = t.Object({ party_id: PartyId })
 const PeerParams = t.Object({ party_id: PartyId, peer_id: PeerId })
 const SignalType = t.String({ minLength: 1, maxLength: 32, pattern: '^[a-z0-9_.-]+$' })
@@ -193,17 +182,17 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
       },
       {
         body: t.Object({
-          name: t.String({ minLength: 1, maxLength: 64 }),
+          name: PartyName,
           password: t.Optional(t.String({ minLength: 1, maxLength: 128 })),
           max_peers: t.Optional(t.Integer({ minimum: 2 })),
-          host_peer_info: t.Optional(PeerInfoInput),
+          host_peer_info: t.Optional(PeerEndpointInfo),
         }),
         bearer: true, detail: doc('parties', 'Create a party; the caller is its host at .0.1'),
       },
     )
     .post('/parties/:party_id/join', ({ body, params, peerId }) => svc.joinParty(peerId, params.party_id, body ?? {}), {
       params: PartyParams,
-      body: t.Optional(t.Object({ password: t.Optional(t.String({ maxLength: 128 })), peer_info: t.Optional(PeerInfoInput) })),
+      body: t.Optional(t.Object({ password: t.Optional(t.String({ maxLength: 128 })), peer_info: t.Optional(PeerEndpointInfo) })),
       bearer: true, detail: doc('parties', 'Join (or rejoin, keeping the address)'),
     })
     .get('/parties/:party_id', ({ params, peerId }) => svc.getParty(peerId, params.party_id), {
@@ -225,7 +214,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
     })
     .patch('/parties/:party_id/peers/:peer_id', ({ params, body, peerId }) => svc.updatePeer(peerId, params.party_id, params.peer_id, body), {
       params: PeerParams,
-      body: PeerInfoInput,
+      body: PeerEndpointInfo,
       bearer: true, detail: doc('parties', 'Update one’s own endpoints and NAT type'),
     })
     .delete('/parties/:party_id/peers/:peer_id', ({ params, peerId }) => svc.leave(peerId, params.party_id, params.peer_id), {

@@ -1,93 +1,245 @@
 /**
- * The control server's JSON API as TypeScript types (CONTRACTS.md "Control server HTTP"), written once for both
- * ends: the control server builds these objects, the client library receives them and passes them on untouched.
+ * The control server's JSON API, written once for both ends as TypeBox schemas with their TypeScript types:
+ * the control server validates what it accepts with them, the client library and agent validate what they
+ * receive with the same schemas (`Value.Check(LiveMessage, m)`) before acting on it.
  * snake_case as on the wire; timestamps are ISO 8601 strings; keys standard base64 of 32 bytes.
- * Types only (plus NAT_TYPES): request validation lives with the routes, and the client checks what it receives.
+ *
+ * Each schema and its type share one name (`PeerInfo` is both), so `import type { PeerInfo }` keeps working.
  */
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+// ------------------------------------------------------------------ scalars
 
 /** NAT type names from the seed (RFC 3489 vocabulary; `symmetric` = mapping varies by destination). */
 export const NAT_TYPES = ['open', 'full_cone', 'restricted_cone', 'port_restricted_cone', 'symmetric', 'unknown'] as const
+// One literal per name rather than an enum schema: an enum carries a default, and a validator that fills defaults
+// would turn a missing nat_type into "open".
+export const NatType = Type.Union(NAT_TYPES.map((n) => Type.Literal(n)))
 export type NatType = (typeof NAT_TYPES)[number]
 
-/** One member of a party. */
-export interface PeerInfo {
-  peer_id: string
-  /** base64 WireGuard public key */
-  public_key: string
-  virtual_ip: string
-  /** "ip:port" as learned by STUN, null when unknown */
-  public_endpoint: string | null
-  local_endpoints: string[]
-  nat_type: NatType
-  /** ISO 8601 */
-  last_seen: string
-  joined_at: string
-}
+/** A WireGuard/X25519 public key: standard base64 of exactly 32 bytes (44 characters, the last data digit's padding bits zero). */
+export const Key = Type.String({ pattern: '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$', description: 'standard base64 of 32 bytes' })
+export const PeerId = Type.String({ pattern: '^[0-9a-f]{16}$', description: '16 lowercase hex digits' })
+export const PartyId = Type.String({ pattern: '^[0-9a-f]{12}$', description: '12 lowercase hex digits' })
+export const RelayId = Type.String({ pattern: '^[0-9a-f]{16}$', description: '16 lowercase hex digits' })
+export const SessionId = Type.String({ pattern: '^[0-9a-f]{32}$', description: '32 lowercase hex digits' })
+/** ISO 8601 time as the server writes it (`Date.toISOString()`). */
+export const Timestamp = Type.String({ maxLength: 32, description: 'ISO 8601 time' })
+/** A UDP port a datagram can be sent to (port 0 is "any" only when binding). */
+export const Port = Type.Integer({ minimum: 1, maximum: 65535 })
+/** Unix time in milliseconds, within what a JavaScript Date can hold. */
+export const EpochMs = Type.Integer({ minimum: 0, maximum: 8.64e15, description: 'unix time in milliseconds' })
 
-export interface PartyInfo {
-  party_id: string
-  name: string
-  host_id: string
-  created_at: string
+// Address patterns, built from parts so each is readable. Written for JavaScript's RegExp without flags (the
+// validators compile `pattern` as is).
+const PORT_RE = '(?:[1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])'
+const OCTET_RE = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)'
+/** First octet 1..223: no "this network" (0/8, RFC 1122 §3.2.1.3), multicast (224/4) or reserved/broadcast (240/4). */
+const FIRST_OCTET_RE = '(?:22[0-3]|2[01]\\d|1\\d\\d|[1-9]\\d?)'
+const IPV4_RE = `${FIRST_OCTET_RE}(?:\\.${OCTET_RE}){3}`
+const H16 = '[0-9a-fA-F]{1,4}'
+const LS32 = `(?:${H16}:${H16}|${OCTET_RE}(?:\\.${OCTET_RE}){3})`
+/** RFC 4291 §2.2 text forms (RFC 3986 §3.2.2 grammar), without zone ids; `::` and multicast ff00::/8 excluded. */
+const IPV6_RE =
+  '(?!::$)(?![fF]{2}[0-9a-fA-F]{2}:)(?:' +
+  [
+    `(?:${H16}:){6}${LS32}`,
+    `::(?:${H16}:){5}${LS32}`,
+    `(?:${H16})?::(?:${H16}:){4}${LS32}`,
+    `(?:(?:${H16}:){0,1}${H16})?::(?:${H16}:){3}${LS32}`,
+    `(?:(?:${H16}:){0,2}${H16})?::(?:${H16}:){2}${LS32}`,
+    `(?:(?:${H16}:){0,3}${H16})?::${H16}:${LS32}`,
+    `(?:(?:${H16}:){0,4}${H16})?::${LS32}`,
+    `(?:(?:${H16}:){0,5}${H16})?::${H16}`,
+    `(?:(?:${H16}:){0,6}${H16})?::`,
+  ].join('|') +
+  ')'
+
+/** A unicast IPv4 or IPv6 address a peer can send to (not 0.0.0.0, ::, multicast or broadcast). */
+export const IpAddress = Type.String({ pattern: `^(?:${IPV4_RE}|${IPV6_RE})$`, maxLength: 45, description: 'IPv4 or IPv6 unicast address' })
+/**
+ * A UDP endpoint: `"ip:port"`, `"[ipv6]:port"`, port 1–65535. Every endpoint that enters the control server
+ * (create's host_peer_info, join's peer_info, heartbeat, PATCH, punch data) and every endpoint a client uses is
+ * checked with this one schema.
+ */
+export const Endpoint = Type.String({
+  pattern: `^(?:${IPV4_RE}|\\[(?!::\\])${IPV6_RE.replace('(?!::$)', '')}\\]):${PORT_RE}$`,
+  maxLength: 53,
+  description: '"ip:port" with port 1-65535 ("[ipv6]:port" for IPv6)',
+})
+
+/**
+ * Characters a display string may not hold: C0 controls (ESC, BEL, ...), DEL, C1 controls, line/paragraph
+ * separators, bidirectional overrides and isolates (they reorder what a terminal shows), and the BOM.
+ */
+const NOT_PRINTABLE = '\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069\\ufeff'
+/**
+ * Text shown to people (a party name, later a peer's name): printable characters only, at most `maxLength`
+ * UTF-16 units, not blank. Reuse it for every display string the server accepts.
+ */
+export const DisplayString = (maxLength: number, description = 'printable text') =>
+  Type.String({ minLength: 1, maxLength, pattern: `^(?!\\s*$)[^${NOT_PRINTABLE}]+$`, description: `${description}, 1-${maxLength} characters` })
+export const PartyName = DisplayString(64)
+/** A relay region label: letters, digits, `.`, `_`, `-`. */
+export const Region = Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9._-]+$', description: 'letters, digits, ".", "_", "-"' })
+
+// ------------------------------------------------------------------ parties and peers
+
+/** One member of a party. */
+export const PeerInfo = Type.Object({
+  peer_id: PeerId,
+  public_key: Key,
+  virtual_ip: IpAddress,
+  /** as learned by STUN, null when unknown */
+  public_endpoint: Type.Union([Endpoint, Type.Null()]),
+  local_endpoints: Type.Array(Endpoint, { maxItems: 16 }),
+  nat_type: NatType,
+  last_seen: Timestamp,
+  joined_at: Timestamp,
+})
+export type PeerInfo = Static<typeof PeerInfo>
+
+export const PartyInfo = Type.Object({
+  party_id: PartyId,
+  name: PartyName,
+  host_id: PeerId,
+  created_at: Timestamp,
   /** e.g. "10.66.0.0/16" */
-  subnet: string
-  max_peers: number
-  peers: Record<string, PeerInfo>
-}
+  subnet: Type.String({ maxLength: 43 }),
+  max_peers: Type.Integer({ minimum: 2 }),
+  peers: Type.Record(PeerId, PeerInfo),
+})
+export type PartyInfo = Static<typeof PartyInfo>
 
 /** What a peer reports about itself (create's host_peer_info, join's peer_info, PATCH, heartbeat); absent = unchanged. */
-export interface PeerEndpointInfo {
-  public_endpoint?: string | null
-  local_endpoints?: string[]
-  nat_type?: NatType
-}
+export const PeerEndpointInfo = Type.Object({
+  public_endpoint: Type.Optional(Type.Union([Endpoint, Type.Null()])),
+  local_endpoints: Type.Optional(Type.Array(Endpoint, { maxItems: 16 })),
+  nat_type: Type.Optional(NatType),
+})
+export type PeerEndpointInfo = Static<typeof PeerEndpointInfo>
 
-/** A message between two members of one party (POST/GET /parties/{id}/signals, the `signal` live message). */
-export interface Signal {
-  id: string
-  party_id: string
-  from_peer_id: string
-  to_peer_id: string
-  type: string
-  data: unknown
-  created_at: string
-}
+// ------------------------------------------------------------------ relays
 
 /** A registered relay (`POST /relays`, `GET /relays`). */
-export interface RelayInfo {
-  relay_id: string
-  public_ip: string
-  port: number
+export const RelayInfo = Type.Object({
+  relay_id: RelayId,
+  public_ip: IpAddress,
+  port: Port,
   /** a second port answering STUN Binding only (a second STUN target when there is one relay); null when none */
-  stun_alt_port: number | null
-  region: string
-  capacity: number
-  load: number
-  last_seen: string
-}
+  stun_alt_port: Type.Union([Port, Type.Null()]),
+  region: Region,
+  capacity: Type.Integer({ minimum: 0 }),
+  load: Type.Number({ minimum: 0 }),
+  last_seen: Timestamp,
+})
+export type RelayInfo = Static<typeof RelayInfo>
 
 /** `POST /parties/{id}/relay` answer; the other member gets the same shape (side "b") as a `relay_offer` signal's data. */
-export interface RelayOffer {
-  /** 32 hex digits */
-  session_id: string
-  side: 'a' | 'b'
-  /** base64url ticket bytes (src/shared/wire/ticket.ts) */
-  ticket: string
-  expires_at: string
-  relay: Pick<RelayInfo, 'relay_id' | 'public_ip' | 'port' | 'region'>
+export const RelayOffer = Type.Object({
+  session_id: SessionId,
+  side: Type.Union([Type.Literal('a'), Type.Literal('b')]),
+  /** base64url ticket bytes, no padding (src/shared/wire/ticket.ts) */
+  ticket: Type.String({ pattern: '^[A-Za-z0-9_-]+$', maxLength: 512 }),
+  expires_at: Timestamp,
+  relay: Type.Object({ relay_id: RelayId, public_ip: IpAddress, port: Port, region: Region }),
   /** the member at the other end of the session */
-  peer_id: string
-}
+  peer_id: PeerId,
+})
+export type RelayOffer = Static<typeof RelayOffer>
+
+// ------------------------------------------------------------------ signals
+
+/**
+ * `punch` data: "point WireGuard at `endpoint` at time `at`". `endpoint` is always the sender's own public
+ * endpoint as the control server knows it: a member may leave it out (the server fills it in) and is refused
+ * if it names any other address.
+ */
+export const PunchData = Type.Object({ at: EpochMs, endpoint: Endpoint })
+export type PunchData = Static<typeof PunchData>
+/** What a member sends as `punch` data. */
+export const PunchInput = Type.Object({ at: EpochMs, endpoint: Type.Optional(Endpoint) })
+
+/** Every signal type and the schema of its data. */
+export const SIGNAL_DATA = { punch: PunchData, relay_offer: RelayOffer } as const
+export type SignalType = keyof typeof SIGNAL_DATA
+/** Signal types a member may send (POST /parties/{id}/signals, the WebSocket `signal` message). */
+export const MEMBER_SIGNAL_TYPES = ['punch'] as const
+/** Signal types only the control server sends; a member sending one is refused (422 naming `type`). */
+export const SERVER_SIGNAL_TYPES = ['relay_offer'] as const
+
+/**
+ * A message between two members of one party, or from the server to a member (POST/GET /parties/{id}/signals,
+ * the `signal` live message). The envelope; `data` follows SIGNAL_DATA[type] (see KnownSignal).
+ */
+export const Signal = Type.Object({
+  id: Type.String({ pattern: '^[0-9a-f]{16}$' }),
+  party_id: PartyId,
+  from_peer_id: PeerId,
+  to_peer_id: PeerId,
+  type: Type.String({ maxLength: 32 }),
+  data: Type.Unknown(),
+  created_at: Timestamp,
+})
+export type Signal = Static<typeof Signal>
+const signalOf = <K extends SignalType>(type: K) => Type.Object({ ...Signal.properties, type: Type.Literal(type), data: SIGNAL_DATA[type] })
+/** A signal whose data matches its type: what a client may act on. */
+export const KnownSignal = Type.Union([signalOf('punch'), signalOf('relay_offer')])
+export type KnownSignal = Static<typeof KnownSignal>
+
+// ------------------------------------------------------------------ results and live messages
 
 /** `DELETE /parties/{id}/peers/{peer_id}` → `{status}`. */
 export type LeaveResult = 'left' | 'party_deleted'
-export type PeerLeftReason = 'left' | 'removed' | 'timeout'
-export type PartyDeletedReason = 'host_left' | 'empty' | 'timeout'
+export const PEER_LEFT_REASONS = ['left', 'removed', 'timeout'] as const
+export type PeerLeftReason = (typeof PEER_LEFT_REASONS)[number]
+export const PARTY_DELETED_REASONS = ['host_left', 'empty', 'timeout'] as const
+export type PartyDeletedReason = (typeof PARTY_DELETED_REASONS)[number]
+const literals = <T extends readonly string[]>(xs: T) => Type.Union(xs.map((x) => Type.Literal(x)))
 
-/** Server → client messages on `GET /ws`. */
+const live = <T extends string, P extends Record<string, TSchema>>(type: T, props: P) => Type.Object({ type: Type.Literal(type), ...props })
+/** Server → client messages on `GET /ws` (the events; replies to the client's own messages are LiveReply). */
+export const LiveMessage = Type.Union([
+  live('hello', { peer_id: PeerId, parties: Type.Array(PartyId) }),
+  live('peer_joined', { party_id: PartyId, peer: PeerInfo }),
+  live('peer_updated', { party_id: PartyId, peer: PeerInfo }),
+  live('peer_left', { party_id: PartyId, peer_id: PeerId, reason: literals(PEER_LEFT_REASONS) }),
+  live('party_deleted', { party_id: PartyId, reason: literals(PARTY_DELETED_REASONS) }),
+  live('signal', { party_id: PartyId, signal: Signal }),
+])
 export type LiveMessage =
   | { type: 'hello'; peer_id: string; parties: string[] }
   | { type: 'peer_joined' | 'peer_updated'; party_id: string; peer: PeerInfo }
   | { type: 'peer_left'; party_id: string; peer_id: string; reason: PeerLeftReason }
   | { type: 'party_deleted'; party_id: string; reason: PartyDeletedReason }
   | { type: 'signal'; party_id: string; signal: Signal }
+
+/** Client → server messages on `GET /ws`. */
+export const LiveRequest = Type.Union([
+  live('ping', {}),
+  live('signal', { party_id: PartyId, to_peer_id: PeerId, signal_type: Type.String({ minLength: 1, maxLength: 32 }), data: Type.Optional(Type.Unknown()) }),
+])
+export type LiveRequest = Static<typeof LiveRequest>
+
+/** Server → client answers to LiveRequest. */
+export const LiveReply = Type.Union([
+  live('pong', {}),
+  live('signal_sent', { signal: Signal }),
+  live('error', { error: Type.Object({ code: Type.String(), message: Type.String() }) }),
+])
+export type LiveReply = Static<typeof LiveReply>
+
+/**
+ * WebSocket close codes the server uses (RFC 6455 §7.4.2: 4000-4999 are for applications). A client that gets
+ * 4001 registers again (or refreshes) before reconnecting; 4008 means a newer socket of the same token took
+ * this one's place.
+ */
+export const WS_CLOSE = {
+  /** the token is missing, unknown, revoked (reason "token revoked"), replaced by a refresh ("token refreshed") or expired ("token expired") */
+  UNAUTHORIZED: 4001,
+  /** more sockets than the server allows per token were opened; the oldest is closed */
+  TOO_MANY_SOCKETS: 4008,
+} as const
+/** Subprotocol a client offers with `bearer.<token>` to pass its token in `Sec-WebSocket-Protocol`; the server answers with it. */
+export const WS_PROTOCOL = 'lanrage'
+export const WS_BEARER_PREFIX = 'bearer.'

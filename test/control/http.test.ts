@@ -61,14 +61,14 @@ describe('bad requests', () => {
   test('wrong type → 422 VALIDATION naming the field and what was expected', async () => {
     const r = await p.call('POST', '/parties', { name: 42 })
     expect(r.status).toBe(422)
-    expect(r.body.error).toEqual({ code: 'VALIDATION', message: 'body.name: Expected string' })
+    expect(r.body.error).toEqual({ code: 'VALIDATION', message: 'body.name: must be printable text, 1-64 characters' })
   })
 
   test.each([
     ['/parties', { name: 'x', max_peers: 1 }, 'body.max_peers: must be an integer ≥ 2'],
     ['/parties', { name: 'x', max_peers: 2.5 }, 'body.max_peers: must be an integer ≥ 2'],
-    ['/parties', { name: 'x', host_peer_info: { public_endpoint: 'localhost' } }, 'body.host_peer_info.public_endpoint: must be "ip:port" or null'],
-    ['/parties', { name: 'x', host_peer_info: { local_endpoints: ['1.2.3.4'] } }, 'body.host_peer_info.local_endpoints.0: must be "ip:port"'],
+    ['/parties', { name: 'x', host_peer_info: { public_endpoint: 'localhost' } }, 'body.host_peer_info.public_endpoint: must be "ip:port" with port 1-65535 ("[ipv6]:port" for IPv6) or null'],
+    ['/parties', { name: 'x', host_peer_info: { local_endpoints: ['1.2.3.4'] } }, 'body.host_peer_info.local_endpoints.0: must be "ip:port" with port 1-65535 ("[ipv6]:port" for IPv6)'],
     ['/parties', { name: 'x', host_peer_info: { nat_type: 'weird' } }, 'body.host_peer_info.nat_type: must be one of open, full_cone, restricted_cone, port_restricted_cone, symmetric, unknown'],
     ['/parties/000000000000/signals', { to_peer_id: 'abc', type: 'punch' }, 'body.to_peer_id: must be 16 lowercase hex digits'],
   ])('POST %s %j → 422 saying what the field must be', async (path, body, message) => {
