@@ -42,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
 async function run(config: RelayConfig): Promise<number> {
   const log = createLogger('relay')
   const relay = await startRelay(config, { log }).catch((e: unknown) => {
+    if (e instanceof LanrageError) throw e // e.g. a busy port: its message names the flag that moves it
     const why = e instanceof Error ? e.message : String(e)
     throw new LanrageError('RELAY_START_FAILED', `cannot start the relay on ${config.host}:${config.port}: ${why}`, 500)
   })

@@ -1,8 +1,9 @@
 /**
- * The relay's state and decisions, with no sockets and no timers (STYLE.md §2.2, Tailscale udprelay's
- * handlePacket): every function takes `now` (ms) and returns what to do; src/relay/server.ts does the I/O.
+ * The relay's session state and per-datagram decisions, with no sockets and no timers (the shape of Tailscale's
+ * udprelay handlePacket): every function takes `now` (ms) and returns what to do; src/relay/sockets.ts does the
+ * I/O and keeps the socket handles, which never enter this state.
  *
- * A session joins two peers of one party (DESIGN.md "Relay"). It has one relay UDP port per side. Side X's
+ * A session joins two peers of one party. It has one relay UDP port per side. Side X's
  * port receives what peer X sends towards the other peer Y and sends what Y sends towards X, so each peer's
  * WireGuard endpoint for the other is relay_ip:its_own_side_port.
  *
@@ -64,8 +65,6 @@ export interface SideState {
   forwarded: number
   bytesForwarded: number
   dropped: number
-  /** The server's socket for this side (opaque here). */
-  socket: unknown
 }
 
 export interface Session {
@@ -76,7 +75,7 @@ export interface Session {
   readonly b: SideState
   readonly createdAt: number
   lastActive: number
-  /** False until the server has bound both ports. */
+  /** False until the sockets layer has bound both ports. */
   ready: boolean
 }
 
@@ -108,7 +107,6 @@ function newSide(name: SideName, port: number, holderKey: Uint8Array, otherKey: 
     forwarded: 0,
     bytesForwarded: 0,
     dropped: 0,
-    socket: null,
   }
 }
 

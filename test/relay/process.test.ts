@@ -66,17 +66,29 @@ describe('lanrage relay', () => {
     }
   })
 
-  test('a main port already in use: exit 1 with a sentence, no stack trace', async () => {
-    const hold = await Bun.udpSocket({ hostname: '127.0.0.1', port: 0 })
+  test('a busy main port, STUN alt port or metrics port: exit 1 with one line naming the port and its flag', async () => {
+    // The realistic case: a second relay started with the ports of one already running. Bun's HTTP listener
+    // would share a busy port with the first process; the relay must refuse instead.
+    const config = Value.Default(relaySchema, { host: '127.0.0.1', port: 0, ports: portRange(), statsInterval: 0, metricsPort: 0 }) as RelayConfig
+    const first = await startRelay(config, { log: createLogger('relay', 'error', () => {}), sweepIntervalMs: 0 })
     try {
-      const r = Bun.spawnSync([BIN, 'relay', '--host', '127.0.0.1', '--port', String(hold.port), '--ports', portRange()], { timeout: 10_000 })
-      expect(r.exitCode).toBe(1)
-      const err = r.stderr.toString()
-      expect(err).toContain(`lanrage relay: cannot start the relay on 127.0.0.1:${hold.port}: bind EADDRINUSE`)
-      expect(err).toContain('(RELAY_START_FAILED)')
-      expect(err).not.toContain('    at ')
+      const cases: [string[], string][] = [
+        [['--port', String(first.port)], `relay main port: port ${first.port}/udp is already in use; choose another with --port (PORT_IN_USE)`],
+        [['--port', '0', '--stun-alt-port', String(first.stunAltPort)], `relay STUN alt port: port ${first.stunAltPort}/udp is already in use; choose another with --stun-alt-port (PORT_IN_USE)`],
+        [['--port', '0', '--metrics-port', String(first.metricsPort)], `relay metrics port: port ${first.metricsPort}/tcp is already in use; choose another with --metrics-port (PORT_IN_USE)`],
+      ]
+      for (const [flags, line] of cases) {
+        const r = Bun.spawnSync([BIN, 'relay', '--host', '127.0.0.1', '--ports', portRange(), '--metrics-host', '127.0.0.1', ...flags], { timeout: 10_000 })
+        const err = r.stderr.toString()
+        expect({ flags, code: r.exitCode }).toEqual({ flags, code: 1 })
+        expect(err.trim().split('\n').filter((l) => !/^(DEBUG|INFO|WARN|ERROR) /.test(l))).toEqual([`lanrage relay: ${line}`])
+        expect(err).not.toContain('    at ')
+        expect(err).not.toContain('relay listening')
+      }
+      // The first relay still owns its metrics port: every scrape reaches it.
+      for (let i = 0; i < 5; i++) expect((await fetch(`http://127.0.0.1:${first.metricsPort}/health`)).status).toBe(200)
     } finally {
-      hold.close()
+      await first.close()
     }
   })
 
