@@ -24,7 +24,7 @@ export const spec = {
     relayPorts: Type.String({ ...r.ports, description: 'relay session port range, one port per side of a session' }),
     publicIp: Type.String({
       ...r.publicIp,
-      description: 'address clients reach the relay at (default: the address each client used for the control server)',
+      description: 'address clients reach the relay at (default: --host when it names one address, else the first non-loopback IPv4)',
     }),
     region: r.region,
     relayCapacity: Type.Integer({ ...r.capacity, description: 'most relay sessions at once' }),
@@ -45,8 +45,9 @@ export async function main(argv: string[]): Promise<number> {
       port: config.relayPort,
       stunAltPort: config.relayStunAltPort,
       ports: config.relayPorts,
-      // Unspecified: the control server answers each client with the address it used (CONTRACTS.md "Relays").
-      publicIp: config.publicIp || '0.0.0.0',
+      // Empty: the relay picks --host or this machine's first non-loopback IPv4. Never 0.0.0.0: the address in
+      // relay offers must not come from a request's Host header, which any client writes.
+      publicIp: config.publicIp,
       region: config.region,
       capacity: config.relayCapacity,
       metricsPort: config.relayMetricsPort,

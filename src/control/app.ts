@@ -6,10 +6,11 @@
 import { openapi } from '@elysiajs/openapi'
 import { Elysia, t } from 'elysia'
 import pkg from '../../package.json'
-import { Endpoint, NatType, PartyId, PartyName, PeerEndpointInfo, PeerId, RelayId, type LiveMessage } from '../shared/api.ts'
-import { ControlError, errorPlugin, methodTable } from './errors.ts'
+import type { Static } from '@sinclair/typebox'
+import { Endpoint, IpAddress, LiveSignalRequest, NatType, PartyId, PartyName, PeerEndpointInfo, PeerId, Port, Region, RelayId, type LiveMessage } from '../shared/api.ts'
+import { ControlError, errorPlugin, methodTable, schemaError } from './errors.ts'
 import { Metrics } from './metrics.ts'
-import { ControlService, hostOf, type ControlDeps } from './service.ts'
+import { ControlService, type ControlDeps } from './service.ts'
 import type { LiveSocket } from './hub.ts'
 
 // ---- request schemas (snake_case JSON; the shared ones come from src/shared/api.ts, which clients validate with too)
@@ -244,10 +245,10 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
     // ---- relay tickets
     .post(
       '/parties/:party_id/relay',
-      ({ params, body, peerId, request }) => svc.relayTickets(peerId, params.party_id, body, hostOf(request.headers.get('host'))),
+      ({ params, body, peerId }) => svc.relayTickets(peerId, params.party_id, body),
       {
         params: PartyParams,
-        body: t.Object({ peer_id: PeerId, region: t.Optional(t.String({ maxLength: 32 })) }),
+        body: t.Object({ peer_id: PeerId, region: t.Optional(Region) }),
         bearer: true, detail: doc('relays', 'Relay tickets for a pair of members'),
       },
     )
@@ -262,10 +263,11 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
       {
         body: t.Object({
           relay_id: RelayId,
-          public_ip: t.String({ maxLength: 64 }),
-          port: t.Integer({ minimum: 1, maximum: 65535 }),
-          stun_alt_port: t.Optional(t.Union([t.Integer({ minimum: 1, maximum: 65535 }), t.Null()])),
-          region: t.String({ minLength: 1, maxLength: 32 }),
+          // Clients are sent to this address as is: a unicast address, never 0.0.0.0 (nor the request's Host).
+          public_ip: IpAddress,
+          port: Port,
+          stun_alt_port: t.Optional(t.Union([Port, t.Null()])),
+          region: Region,
           capacity: t.Integer({ minimum: 0 }),
           load: t.Number({ minimum: 0 }),
           ports: t.String({ pattern: '^\\d{1,5}-\\d{1,5}$' }),
@@ -288,17 +290,13 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
     )
     .get(
       '/relays',
-      ({ request }) => {
-        return svc.listRelays(undefined, hostOf(request.headers.get('host')))
-      },
+      () => svc.listRelays(undefined),
       { bearer: true, detail: doc('relays', 'Registered relays') },
     )
     .get(
       '/relays/:region',
-      ({ params, request }) => {
-        return svc.listRelays(params.region, hostOf(request.headers.get('host')))
-      },
-      { params: t.Object({ region: t.String({ minLength: 1, maxLength: 32 }) }), bearer: true, detail: doc('relays', 'Registered relays in one region') },
+      ({ params }) => svc.listRelays(params.region),
+      { params: t.Object({ region: Region }), bearer: true, detail: doc('relays', 'Registered relays in one region') },
     )
 
     // ---- live updates
@@ -338,11 +336,10 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         try {
           if (m.type === 'ping') return reply({ type: 'pong' })
           if (m.type === 'signal') {
-            const bad = (f: string) => new ControlError('VALIDATION', `${f} is missing or malformed`, 422)
-            if (typeof m.party_id !== 'string' || !/^[0-9a-f]{12}$/.test(m.party_id)) throw bad('party_id')
-            if (typeof m.to_peer_id !== 'string' || !/^[0-9a-f]{16}$/.test(m.to_peer_id)) throw bad('to_peer_id')
-            if (typeof m.signal_type !== 'string' || !/^[a-z0-9_.-]{1,32}$/.test(m.signal_type)) throw bad('signal_type')
-            const out = svc.sendSignal(entry.peerId, m.party_id, { to_peer_id: m.to_peer_id, type: m.signal_type, data: m.data ?? null })
+            const bad = schemaError('', LiveSignalRequest, m)
+            if (bad) throw bad
+            const s = m as Static<typeof LiveSignalRequest>
+            const out = svc.sendSignal(entry.peerId, s.party_id, { to_peer_id: s.to_peer_id, type: s.signal_type, data: s.data }, { type: 'signal_type', data: 'data' })
             return reply({ type: 'signal_sent', signal: out.signal })
           }
           throw new ControlError('UNKNOWN_MESSAGE', `unknown message type ${JSON.stringify(m.type)} (expected ping or signal)`, 400)

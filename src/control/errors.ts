@@ -3,6 +3,8 @@
  * `{"error": {"code", "message"}}` with a 4xx status naming what is wrong; anything unexpected is logged and
  * answered with a bare 500 INTERNAL (never a stack trace).
  */
+import type { TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 import { Elysia, t } from 'elysia'
 import { LanrageError } from '../shared/errors.ts'
 import type { Logger } from '../shared/log.ts'
@@ -69,10 +71,22 @@ function validationMessage(error: unknown): string {
   const v = e.valueError
   if (!v) return `${where} is invalid`
   const field = (v.path ?? '').split('/').filter(Boolean).join('.')
-  const name = field ? `${where}.${field}` : where
+  const name = field && where ? `${where}.${field}` : field || where
   if (v.value === undefined) return `${name} is required`
   const want = expectation(v.schema)
   return want ? `${name}: must be ${want}` : `${name}: ${v.message}`
+}
+
+/**
+ * Checks `value` against `schema` where a route cannot declare it (a signal's data, whose schema depends on its
+ * type; a WebSocket message): undefined when it fits, else a 422 VALIDATION naming the field under `where`
+ * (e.g. `body.data.endpoint: must be "ip:port" ...`; `where` empty: the field alone), worded like the route
+ * validation's errors.
+ */
+export function schemaError(where: string, schema: TSchema, value: unknown): ControlError | undefined {
+  if (Value.Check(schema, value)) return undefined
+  const first = Value.Errors(schema, value).First()
+  return new ControlError('VALIDATION', validationMessage({ type: where, valueError: first }), 422)
 }
 
 /**

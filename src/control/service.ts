@@ -13,13 +13,32 @@ import { randomBytes } from 'node:crypto'
 import type { Db } from '../db/client.ts'
 import { ControlRepo, type MembershipRow, type PartyRow, type RelayRow, type SignalRow } from '../db/control/repo.ts'
 import { isUniqueViolation } from '../db/errors.ts'
-import type { LeaveResult, LiveMessage, NatType, PartyDeletedReason, PartyInfo, PeerEndpointInfo, PeerInfo, PeerLeftReason, RelayInfo, RelayOffer, Signal } from '../shared/api.ts'
+import type { Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import {
+  IpAddress,
+  MEMBER_SIGNAL_TYPES,
+  PunchInput,
+  SERVER_SIGNAL_TYPES,
+  type LeaveResult,
+  type LiveMessage,
+  type NatType,
+  type PartyDeletedReason,
+  type PartyInfo,
+  type PeerEndpointInfo,
+  type PeerInfo,
+  type PeerLeftReason,
+  type PunchData,
+  type RelayInfo,
+  type RelayOffer,
+  type Signal,
+} from '../shared/api.ts'
 import type { Clock } from '../shared/clock.ts'
 import type { Logger } from '../shared/log.ts'
 import { signTicket, toBase64Url } from '../shared/wire/ticket.ts'
 import type { ControlConfig } from './config.ts'
 import { b64, decodeKey, hashToken, newToken, peerIdOf, proofChecker, randomHex, sameBytes } from './crypto.ts'
-import { ControlError, conflict, forbidden, notFound, RateLimitedError, unauthorized } from './errors.ts'
+import { ControlError, conflict, forbidden, notFound, RateLimitedError, schemaError, unauthorized } from './errors.ts'
 import { Hub } from './hub.ts'
 import { allocateIp, parseSubnet, type Subnet } from './ip.ts'
 
@@ -40,12 +59,6 @@ interface Member {
 const PASSWORD_PARAMS = { algorithm: 'argon2id', memoryCost: 19_456, timeCost: 2 } as const
 const iso = (ms: number) => new Date(ms).toISOString()
 
-/** The host a client used to reach us (Host header without the port; IPv6 brackets removed). */
-export function hostOf(hostHeader: string | null | undefined): string | undefined {
-  if (!hostHeader) return undefined
-  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(hostHeader) ?? /^([^:]+)(?::\d+)?$/.exec(hostHeader)
-  return m?.[1]
-}
 /** The membership columns a peer reported (absent fields stay as they are). */
 function reported(info: PeerEndpointInfo): Partial<Pick<MembershipRow, 'publicEndpoint' | 'localEndpoints' | 'natType'>> {
   return {
@@ -67,7 +80,6 @@ function newMembership(partyId: string, peerId: string, virtualIp: string, info:
     leftAt: null,
   }
 }
-const isUnspecified = (ip: string) => ip === '' || ip === '0.0.0.0' || ip === '::'
 
 export class ControlService {
   readonly repo: ControlRepo
@@ -470,11 +482,33 @@ export class ControlService {
   /**
    * Sends a signal to another member. Delivered live to the recipient's WebSockets when it has any; otherwise
    * queued (bounded per recipient, expires after signalTtlS) for `GET /parties/{id}/signals`.
+   *
+   * Members may send only MEMBER_SIGNAL_TYPES, with data that fits their schema: a `relay_offer` (or any type the
+   * server alone sends) from a member would make the recipient send to an address of the sender's choosing. A
+   * `punch` names the sender's own public endpoint as this server knows it (filled in when left out; any other
+   * address is refused), so a member cannot point another member's WireGuard at a third party.
+   * `fields` names the type and data fields in errors (`body.type` over HTTP, `signal_type` on the WebSocket).
    */
-  sendSignal(peerId: string, partyId: string, body: { to_peer_id: string; type: string; data?: unknown }) {
+  sendSignal(peerId: string, partyId: string, body: { to_peer_id: string; type: string; data?: unknown }, fields = { type: 'body.type', data: 'body.data' }) {
     this.requireMember(partyId, peerId)
+    const data = this.memberSignalData(partyId, peerId, body.type, body.data, fields)
     if (!this.members.get(partyId)?.has(body.to_peer_id)) throw notFound('PEER_NOT_FOUND', `peer ${body.to_peer_id} is not a member of party ${partyId}`)
-    return { signal: this.deliverSignal(partyId, peerId, body.to_peer_id, body.type, body.data ?? null) }
+    return { signal: this.deliverSignal(partyId, peerId, body.to_peer_id, body.type, data) }
+  }
+
+  /** The data a member's signal carries once checked (see sendSignal); throws 422 naming the field. */
+  private memberSignalData(partyId: string, peerId: string, type: string, data: unknown, fields: { type: string; data: string }): unknown {
+    if ((SERVER_SIGNAL_TYPES as readonly string[]).includes(type))
+      throw new ControlError('VALIDATION', `${fields.type}: ${type} signals come from the server only`, 422)
+    if (type !== 'punch') throw new ControlError('VALIDATION', `${fields.type}: must be one of ${MEMBER_SIGNAL_TYPES.join(', ')}`, 422)
+    const bad = schemaError(fields.data, PunchInput, data)
+    if (bad) throw bad
+    const punch = data as Static<typeof PunchInput>
+    const own = this.members.get(partyId)?.get(peerId)?.publicEndpoint ?? null
+    if (own === null) throw new ControlError('VALIDATION', `${fields.data}.endpoint: the server knows no public endpoint of yours; report it first (join, PATCH or heartbeat)`, 422)
+    if (punch.endpoint !== undefined && punch.endpoint !== own)
+      throw new ControlError('VALIDATION', `${fields.data}.endpoint: must be your own public endpoint as reported to the server (${own}) or left out`, 422)
+    return { at: punch.at, endpoint: own } satisfies PunchData
   }
 
   private deliverSignal(partyId: string, from: string, to: string, type: string, data: unknown): Signal {
@@ -506,10 +540,11 @@ export class ControlService {
     if (a.length !== b.length || !sameBytes(a, b)) throw unauthorized('wrong relay secret', 'INVALID_RELAY_SECRET')
   }
 
-  relayJson(r: RelayRow, host?: string): RelayInfo {
+  /** A relay as clients see it: its registered public address, never one derived from the request (Host). */
+  relayJson(r: RelayRow): RelayInfo {
     return {
       relay_id: r.relayId,
-      public_ip: isUnspecified(r.publicIp) && host ? host : r.publicIp,
+      public_ip: r.publicIp,
       port: r.port,
       stun_alt_port: r.stunAltPort,
       region: r.region,
@@ -544,22 +579,23 @@ export class ControlService {
     return { status: 'ok' as const }
   }
 
-  listRelays(region: string | undefined, host: string | undefined) {
-    return { relays: this.repo.relays(region).map((r) => this.relayJson(r, host)) }
+  listRelays(region: string | undefined) {
+    return { relays: this.repo.relays(region).map((r) => this.relayJson(r)) }
   }
 
   /**
    * Picks a relay for a pair of members and signs one ticket per side (src/shared/wire/ticket.ts). Live relays
    * with spare capacity only; the requested region first, then the lowest load/capacity.
    */
-  relayTickets(peerId: string, partyId: string, body: { peer_id: string; region?: string }, host: string | undefined): RelayOffer {
+  relayTickets(peerId: string, partyId: string, body: { peer_id: string; region?: string }): RelayOffer {
     this.requireMember(partyId, peerId)
     if (body.peer_id === peerId) throw new ControlError('VALIDATION', 'body.peer_id: must be the other member, not yourself', 422)
     if (!this.members.get(partyId)?.has(body.peer_id)) throw notFound('PEER_NOT_FOUND', `peer ${body.peer_id} is not a member of party ${partyId}`)
     const now = this.clock.now()
     // A relay that missed three heartbeats is probably gone: offer it no new sessions (cleanup drops it later).
     const freshMs = Math.min(this.config.relayTimeoutS, 3 * this.config.relayHeartbeatS) * 1000
-    const live = this.repo.relays().filter((r) => r.lastSeen >= now - freshMs && r.load < r.capacity)
+    // A row registered before addresses were validated (0.0.0.0) is never offered: clients could not use it.
+    const live = this.repo.relays().filter((r) => r.lastSeen >= now - freshMs && r.load < r.capacity && Value.Check(IpAddress, r.publicIp))
     const score = (r: RelayRow) => (body.region && r.region === body.region ? 0 : 1) + r.load / Math.max(1, r.capacity)
     const relay = live.sort((a, b) => score(a) - score(b) || a.relayId.localeCompare(b.relayId))[0]
     if (!relay) throw new ControlError('NO_RELAY', 'no relay with spare capacity is registered', 503)
@@ -576,7 +612,7 @@ export class ControlService {
           this.keys.ed25519Secret,
         ),
       )
-    const r = this.relayJson(relay, host)
+    const r = this.relayJson(relay)
     const relayOut = { relay_id: r.relay_id, public_ip: r.public_ip, port: r.port, region: r.region }
     const common = { session_id: Buffer.from(sessionId).toString('hex'), expires_at: iso(notAfter * 1000), relay: relayOut }
     const mine: RelayOffer = { ...common, side: 'a', ticket: mk('a', me.publicKey, other.publicKey), peer_id: body.peer_id }

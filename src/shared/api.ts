@@ -56,7 +56,7 @@ const IPV6_RE =
   ')'
 
 /** A unicast IPv4 or IPv6 address a peer can send to (not 0.0.0.0, ::, multicast or broadcast). */
-export const IpAddress = Type.String({ pattern: `^(?:${IPV4_RE}|${IPV6_RE})$`, maxLength: 45, description: 'IPv4 or IPv6 unicast address' })
+export const IpAddress = Type.String({ pattern: `^(?:${IPV4_RE}|${IPV6_RE})$`, maxLength: 45, description: 'an IPv4 or IPv6 unicast address' })
 /**
  * A UDP endpoint: `"ip:port"`, `"[ipv6]:port"`, port 1–65535. Every endpoint that enters the control server
  * (create's host_peer_info, join's peer_info, heartbeat, PATCH, punch data) and every endpoint a client uses is
@@ -214,11 +214,10 @@ export type LiveMessage =
   | { type: 'party_deleted'; party_id: string; reason: PartyDeletedReason }
   | { type: 'signal'; party_id: string; signal: Signal }
 
+/** Client → server: `{type: "signal", party_id, to_peer_id, signal_type, data}` sends a signal like POST /parties/{id}/signals. */
+export const LiveSignalRequest = live('signal', { party_id: PartyId, to_peer_id: PeerId, signal_type: Type.String({ minLength: 1, maxLength: 32 }), data: Type.Optional(Type.Unknown()) })
 /** Client → server messages on `GET /ws`. */
-export const LiveRequest = Type.Union([
-  live('ping', {}),
-  live('signal', { party_id: PartyId, to_peer_id: PeerId, signal_type: Type.String({ minLength: 1, maxLength: 32 }), data: Type.Optional(Type.Unknown()) }),
-])
+export const LiveRequest = Type.Union([live('ping', {}), LiveSignalRequest])
 export type LiveRequest = Static<typeof LiveRequest>
 
 /** Server → client answers to LiveRequest. */

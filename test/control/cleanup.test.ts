@@ -89,9 +89,9 @@ describe('cleanup', () => {
 
   test('expired tokens, challenges and queued signals are purged from the database', async () => {
     const [a, b] = (await registeredPeers(s.base, 2)) as [TestPeer, TestPeer]
-    const id = await a.createParty()
+    const id = await a.createParty({ name: 'lan', host_peer_info: { public_endpoint: '203.0.113.9:51820' } })
     await b.join(id)
-    await a.call('POST', `/parties/${id}/signals`, { to_peer_id: b.peerId, type: 'punch', data: {} })
+    expect((await a.call('POST', `/parties/${id}/signals`, { to_peer_id: b.peerId, type: 'punch', data: { at: 1 } })).status).toBe(201)
     await call(s.base, 'POST', '/auth/challenge', { body: { public_key: a.publicKey } })
     const count = () => ({
       tokens: s.open.db.select().from(tokens).all().length,

@@ -103,10 +103,19 @@ describe('relay registry', () => {
     expect((await call(s.base, 'GET', '/relays/us')).status).toBe(401)
   })
 
-  test('a relay registered with public_ip 0.0.0.0 is shown at the host the client used', async () => {
-    await register(relay({ relay_id: '0000000000000003', public_ip: '0.0.0.0', region: 'local' }))
-    const r = await call(s.base, 'GET', '/relays/local', { token: a.token, headers: { host: 'lan.example:8667' } })
-    expect(r.body.relays[0].public_ip).toBe('lan.example')
+  test('a relay cannot register an address clients cannot use (0.0.0.0, ::, multicast, a name): 422', async () => {
+    for (const public_ip of ['0.0.0.0', '::', '224.0.0.1', 'relay.example', '999.1.1.1']) {
+      const r = await call(s.base, 'POST', '/relays', { body: relay({ relay_id: '0000000000000003', public_ip }), headers: { 'x-relay-secret': 'test-relay-secret' } })
+      expect(r.status).toBe(422)
+      expect(r.body.error.message).toBe('body.public_ip: must be an IPv4 or IPv6 unicast address')
+    }
+    expect((await a.call('GET', '/relays')).body.relays.map((r: any) => r.relay_id)).not.toContain('0000000000000003')
+  })
+
+  test('GET /relays shows the registered address whatever Host the client sends', async () => {
+    await register(relay({ relay_id: '0000000000000004', public_ip: '198.51.100.4', region: 'local' }))
+    const r = await call(s.base, 'GET', '/relays/local', { token: a.token, headers: { host: '203.0.113.66:8667' } })
+    expect(r.body.relays.map((x: any) => x.public_ip)).toEqual(['198.51.100.4'])
   })
 })
 
@@ -194,18 +203,18 @@ describe('relay tickets', () => {
     }
   })
 
-  test('the in-process relay (public_ip 0.0.0.0) is offered at the Host the client used', async () => {
+  test('offers carry the relay’s registered address, never the Host a client sent', async () => {
     const t = await startServer()
     try {
       const [p, q] = (await registeredPeers(t.base, 2)) as [TestPeer, TestPeer]
       const pid = await p.createParty()
       await q.join(pid)
-      await call(t.base, 'POST', '/relays', { body: relay({ public_ip: '0.0.0.0' }), headers: { 'x-relay-secret': 'test-relay-secret' } })
-      const r = await call(t.base, 'POST', `/parties/${pid}/relay`, { token: p.token, body: { peer_id: q.peerId }, headers: { host: '[2001:db8::5]:8667' } })
+      await call(t.base, 'POST', '/relays', { body: relay({ public_ip: '198.51.100.20' }), headers: { 'x-relay-secret': 'test-relay-secret' } })
+      const r = await call(t.base, 'POST', `/parties/${pid}/relay`, { token: p.token, body: { peer_id: q.peerId }, headers: { host: '203.0.113.66' } })
       expect(r.status).toBe(200)
-      expect(r.body.relay.public_ip).toBe('2001:db8::5')
+      expect(r.body.relay.public_ip).toBe('198.51.100.20')
       const offer = (await q.call('GET', `/parties/${pid}/signals`)).body.signals[0]
-      expect(offer.data.relay.public_ip).toBe('2001:db8::5')
+      expect(offer.data.relay.public_ip).toBe('198.51.100.20')
     } finally {
       await t.stop()
     }

@@ -126,7 +126,7 @@ describe('party events', () => {
 
 describe('signals', () => {
   test('REST signal to a connected member arrives live, with the contract’s shape', async () => {
-    const id = await host.createParty()
+    const id = await host.createParty({ name: 'lan', host_peer_info: { public_endpoint: '203.0.113.9:51820' } })
     await guest.join(id)
     const gw = await guest.ws()
     await gw.next()
@@ -149,7 +149,7 @@ describe('signals', () => {
 
   test('WS signal from one member to another; the sender gets signal_sent', async () => {
     const id = await host.createParty()
-    await guest.join(id)
+    await guest.join(id, { peer_info: { public_endpoint: '1.2.3.4:5' } })
     const hw = await host.ws()
     await hw.next()
     const gw = await guest.ws()
@@ -158,7 +158,7 @@ describe('signals', () => {
     const got = await hw.next()
     expect(got).toMatchObject({ type: 'signal', party_id: id, signal: { from_peer_id: guest.peerId, to_peer_id: host.peerId, type: 'punch', data: { at: 1, endpoint: '1.2.3.4:5' } } })
     expect(await gw.next()).toEqual({ type: 'signal_sent', signal: got.signal })
-    gw.send({ type: 'signal', party_id: id, to_peer_id: third.peerId, signal_type: 'punch', data: {} })
+    gw.send({ type: 'signal', party_id: id, to_peer_id: third.peerId, signal_type: 'punch', data: { at: 1 } })
     expect(await gw.next()).toMatchObject({ type: 'error', error: { code: 'PEER_NOT_FOUND' } })
     gw.send({ type: 'signal', party_id: 'nope', to_peer_id: host.peerId, signal_type: 'punch' })
     expect(await gw.next()).toMatchObject({ type: 'error', error: { code: 'VALIDATION', message: expect.stringContaining('party_id') } })
@@ -170,14 +170,14 @@ describe('signals', () => {
     const t = await startServer({ config: { signalQueueMax: 3, signalTtlS: 30 } })
     try {
       const [a, b] = (await registeredPeers(t.base, 2)) as [TestPeer, TestPeer]
-      const id = await a.createParty()
+      const id = await a.createParty({ name: 'lan', host_peer_info: { public_endpoint: '203.0.113.9:51820' } })
       await b.join(id)
-      for (let i = 0; i < 5; i++) expect((await a.call('POST', `/parties/${id}/signals`, { to_peer_id: b.peerId, type: 'punch', data: { n: i } })).status).toBe(201)
+      for (let i = 0; i < 5; i++) expect((await a.call('POST', `/parties/${id}/signals`, { to_peer_id: b.peerId, type: 'punch', data: { at: i } })).status).toBe(201)
       const got = await b.call('GET', `/parties/${id}/signals`)
       expect(got.status).toBe(200)
-      expect(got.body.signals.map((x: any) => x.data.n)).toEqual([2, 3, 4]) // the oldest were dropped
+      expect(got.body.signals.map((x: any) => x.data.at)).toEqual([2, 3, 4]) // the oldest were dropped
       expect((await b.call('GET', `/parties/${id}/signals`)).body.signals).toEqual([])
-      await a.call('POST', `/parties/${id}/signals`, { to_peer_id: b.peerId, type: 'punch', data: { n: 9 } })
+      await a.call('POST', `/parties/${id}/signals`, { to_peer_id: b.peerId, type: 'punch', data: { at: 9 } })
       t.clock.advance(30_001)
       expect((await b.call('GET', `/parties/${id}/signals`)).body.signals).toEqual([])
     } finally {
@@ -186,12 +186,12 @@ describe('signals', () => {
   })
 
   test('signals only between members: 403 for a stranger, 404 for a non-member recipient, 422 for bad fields', async () => {
-    const id = await host.createParty()
+    const id = await host.createParty({ name: 'lan', host_peer_info: { public_endpoint: '203.0.113.9:51820' } })
     await guest.join(id)
-    const r1 = await third.call('POST', `/parties/${id}/signals`, { to_peer_id: host.peerId, type: 'punch', data: {} })
+    const r1 = await third.call('POST', `/parties/${id}/signals`, { to_peer_id: host.peerId, type: 'punch', data: { at: 1 } })
     expect(r1.status).toBe(403)
     expect(r1.body.error.code).toBe('NOT_A_MEMBER')
-    const r2 = await host.call('POST', `/parties/${id}/signals`, { to_peer_id: third.peerId, type: 'punch', data: {} })
+    const r2 = await host.call('POST', `/parties/${id}/signals`, { to_peer_id: third.peerId, type: 'punch', data: { at: 1 } })
     expect(r2.status).toBe(404)
     expect(r2.body.error.code).toBe('PEER_NOT_FOUND')
     const r3 = await host.call('POST', `/parties/${id}/signals`, { to_peer_id: guest.peerId, type: 'Bad Type!', data: {} })
