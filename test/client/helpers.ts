@@ -10,7 +10,6 @@ export function runLanrage(args: string[], env: Record<string, string> = {}, std
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() }
 }
 
-export const isRoot = process.getuid?.() === 0
 
 /** Polls `check` every `everyMs` until it returns a truthy value or `timeoutMs` passes (bounded in time). */
 export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 5000, everyMs = 25): Promise<NonNullable<Awaited<T>>> {
@@ -36,7 +35,6 @@ export async function freeUdpPort(hostname = '127.0.0.1'): Promise<number> {
   return p
 }
 
-export const hasTurnserver = Bun.which('turnserver') !== null
 
 /**
  * coturn's STUN server (a STUN implementation no one here wrote), STUN only, no auth, UDP only. `netns` runs it

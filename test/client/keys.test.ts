@@ -2,9 +2,9 @@
 import { describe, expect, test } from 'bun:test'
 import { clamp, encodeKey, generateKeyPair, keysEqual, parsePrivateKey, parsePublicKey, publicKeyOf, sharedSecret } from '../../src/client/wireguard/keys.ts'
 import { runLanrage as lanrage } from './helpers.ts'
+import { needs } from '../needs.ts'
 
-const hasWg = Bun.which('wg') !== null
-if (!hasWg) console.warn('keys.test: `wg` (wireguard-tools) not installed; interop tests skipped')
+const hasWg = needs('wg') === null
 
 function wg(args: string[], stdin?: string): string {
   const p = Bun.spawnSync(['wg', ...args], { stdin: stdin === undefined ? 'ignore' : Buffer.from(stdin) })

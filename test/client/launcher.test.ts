@@ -17,10 +17,10 @@ import {
   WireGuardInterface,
   type PartyInfo,
 } from '../../src/client/index.ts'
-import { freeTcpPort, freeUdpPort, hasTurnserver, isRoot, startControlProcess, startTurnserver } from './helpers.ts'
+import { freeTcpPort, freeUdpPort, startControlProcess, startTurnserver } from './helpers.ts'
+import { needs } from '../needs.ts'
 
-const canNetns = isRoot && hasTurnserver && ['ip', 'wg', 'wireguard-go', 'ping'].every((c) => Bun.which(c) !== null)
-if (!canNetns) console.warn('launcher.test: needs root, coturn, ip, wg, wireguard-go and ping; skipped')
+const canNetns = needs('root', 'turnserver', 'ip', 'wg', 'wireguard-go', 'ping') === null
 
 const tag = (process.pid % 46656).toString(36)
 const NS = [`lrc-l${tag}a`, `lrc-l${tag}b`]

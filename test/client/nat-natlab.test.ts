@@ -2,16 +2,13 @@
 // turnserver on the "internet". A cone NAT must come out as a cone with a stable public endpoint, a symmetric
 // one (MASQUERADE --random-fully) as symmetric.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { join } from 'node:path'
-import { BIN, hasTurnserver, isRoot, REPO, startTurnserver } from './helpers.ts'
+import { natlabSkipReason, TOPO } from '../e2e/natlab.ts'
+import { BIN, startTurnserver } from './helpers.ts'
 
-const TOPO = join(REPO, '..', 'shared', 'natlab', 'topo.sh')
-const topoExists = await Bun.file(TOPO).exists()
 // Whole-suite runs may overlap (CI, other helpers): a namespace prefix per process, still starting with lrc.
 const P = `lrc${(process.pid % 46656).toString(36)}`
 const env = { ...process.env, LR_NS: P }
-const canRun = isRoot && hasTurnserver && topoExists && Bun.spawnSync([TOPO, 'check'], { env }).exitCode === 0
-if (!canRun) console.warn(`nat-natlab.test: needs root, coturn and ${TOPO} (natlab check passing); skipped`)
+const canRun = natlabSkipReason('turnserver') === null
 
 const SERVERS = '203.0.113.10:3478,203.0.113.10:3479'
 let procs: ReturnType<typeof startTurnserver>[] = []

@@ -5,7 +5,10 @@ import { classifyNat, detectNat, detectNatFromPort } from '../../src/client/nat/
 import { parseStunServer, StunClient } from '../../src/client/stun/client.ts'
 import { RFC8489_RETRANSMIT, retransmitSchedule, transactionStep } from '../../src/client/stun/transaction.ts'
 import { BINDING_REQUEST, decodeStun, encodeBindingResponse, unmapIp } from '../../src/shared/wire/stun.ts'
-import { freeUdpPort, hasTurnserver, runLanrage, startTurnserver } from './helpers.ts'
+import { freeUdpPort, runLanrage, startTurnserver } from './helpers.ts'
+import { needs } from '../needs.ts'
+
+const hasTurnserver = needs('turnserver') === null
 
 describe('retransmission schedule (RFC 8489 §6.2.1, pure)', () => {
   test('defaults: 7 sends at 0, 500, 1500, ... 31500 ms, timeout 16·RTO after the last', () => {
@@ -89,7 +92,6 @@ describe('retransmission on the wire', () => {
   })
 })
 
-if (!hasTurnserver) console.warn('stun.test: coturn (turnserver) not installed; tests against a real STUN server skipped')
 
 describe.skipIf(!hasTurnserver)('against coturn turnserver on loopback', () => {
   let ports: number[] = []

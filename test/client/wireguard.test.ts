@@ -6,7 +6,8 @@ import { spawnRunner, WireGuardInterface, type Runner } from '../../src/client/w
 import { wireguardConfigForParty } from '../../src/client/wireguard/party.ts'
 import type { PartyInfo, PeerInfo } from '../../src/client/control/types.ts'
 import { encodeKey, generateKeyPair } from '../../src/client/wireguard/keys.ts'
-import { isRoot, waitFor } from './helpers.ts'
+import { waitFor } from './helpers.ts'
+import { needs } from '../needs.ts'
 
 const keys = () => {
   const k = generateKeyPair()
@@ -147,8 +148,7 @@ describe('interface manager with a recording runner', () => {
   })
 })
 
-const canNetns = isRoot && Bun.which('ip') !== null && Bun.which('wg') !== null && Bun.which('wireguard-go') !== null
-if (!canNetns) console.warn('wireguard.test: needs root, ip, wg and wireguard-go for the namespace tests; skipped')
+const canNetns = needs('root', 'ip', 'wg', 'wireguard-go') === null
 
 const tag = (process.pid % 46656).toString(36)
 const NS = [`lrc-w${tag}a`, `lrc-w${tag}b`]

@@ -5,7 +5,6 @@ import { join } from 'node:path'
 import { Natlab, natlabSkipReason, natWanIp, NS_PREFIX, PUB_IP } from './natlab.ts'
 
 const skip = natlabSkipReason()
-if (skip) console.warn(`skipping natlab harness tests: ${skip}`)
 const fixture = (f: string) => join(import.meta.dir, 'fixtures', f)
 
 describe.skipIf(!!skip)('natlab harness', () => {

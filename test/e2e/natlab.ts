@@ -1,8 +1,8 @@
 /**
- * The natlab harness for end-to-end tests: builds `../shared/natlab/topo.sh` with this suite's own namespace
- * prefix (LR_NS=lra<pid>, so the relay's and the client's suites, and other runs of this one, can run at the same
- * time), runs processes inside
- * its namespaces, and tears everything down (processes first, then the namespaces) even when a test failed.
+ * The natlab harness for end-to-end tests: builds the lab of `natlab.sh` (beside this file) with this suite's own
+ * namespace prefix (LR_NS=lra<pid>, so the relay's and the client's suites, and other runs of this one, can run at
+ * the same time), runs processes inside its namespaces, and tears everything down (processes first, then the
+ * namespaces) even when a test failed.
  *
  *   lra<pid>-pub     203.0.113.10, the "internet": control server and relay
  *   lra<pid>-natN    home router N, WAN 203.0.113.(20+N)
@@ -10,24 +10,24 @@
  */
 import { existsSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { needs, type Need } from '../needs.ts'
 
 /**
  * `lra` plus this process's pid: every helper runs the whole suite before merging, so two runs of these tests
  * may overlap on one machine; each needs its own namespaces and WireGuard interface names.
  */
 export const NS_PREFIX = `lra${process.pid}`
-export const TOPO = join(import.meta.dir, '..', '..', '..', 'shared', 'natlab', 'topo.sh')
+export const TOPO = join(import.meta.dir, 'natlab.sh')
 export const PUB_IP = '203.0.113.10'
 export const natWanIp = (n: number) => `203.0.113.${20 + n}`
 export type NatKind = 'cone' | 'symmetric'
 
-/** Why the natlab tests cannot run here, or null when they can (root, topo.sh, ip/iptables/wg/wireguard-go/ping). */
-export function natlabSkipReason(): string | null {
-  if (process.getuid?.() !== 0) return 'natlab tests need root (network namespaces, WireGuard interfaces)'
-  if (!existsSync(TOPO)) return `natlab topology script not found at ${TOPO}`
-  const p = Bun.spawnSync(['bash', TOPO, 'check'])
-  if (p.exitCode !== 0) return `natlab prerequisites missing: ${p.stdout.toString().trim().replace(/\n/g, ', ')}`
-  return null
+/** What natlab.sh and the processes run in it need (the same list as `natlab.sh check`). */
+export const NATLAB_NEEDS: Need[] = ['root', 'ip', 'iptables', 'wg', 'wireguard-go', 'ping']
+
+/** Why the natlab tests cannot run here (announced as the calling file's skip), or null when they can. */
+export function natlabSkipReason(...more: Need[]): string | null {
+  return needs(...NATLAB_NEEDS, ...more)
 }
 
 /** A process started inside a namespace; its output is kept for assertions and for failure messages. */
@@ -116,7 +116,7 @@ export class Natlab {
   static up(kinds: NatKind[]): Natlab {
     removeStaleLabs()
     const p = Bun.spawnSync(['bash', TOPO, 'up', ...kinds], { env: { ...process.env, LR_NS: NS_PREFIX } })
-    if (p.exitCode !== 0) throw new Error(`topo.sh up ${kinds.join(' ')} failed: ${p.stderr.toString()}${p.stdout.toString()}`)
+    if (p.exitCode !== 0) throw new Error(`natlab.sh up ${kinds.join(' ')} failed: ${p.stderr.toString()}${p.stdout.toString()}`)
     return new Natlab(kinds)
   }
 
@@ -159,7 +159,7 @@ export class Natlab {
     return this.procs.map((p) => p.tail()).join('\n')
   }
 
-  /** Stops every process, removes the namespaces (topo.sh kills anything left inside) and stale wg sockets. */
+  /** Stops every process, removes the namespaces (natlab.sh kills anything left inside) and stale wg sockets. */
   async down(): Promise<void> {
     await Promise.all(this.procs.map((p) => p.stop().catch(() => -1)))
     Bun.spawnSync(['bash', TOPO, 'down'], { env: { ...process.env, LR_NS: NS_PREFIX } })

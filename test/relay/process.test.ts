@@ -8,10 +8,10 @@ import { Value } from '@sinclair/typebox/value'
 import { relaySchema, type RelayConfig } from '../../src/relay/config.ts'
 import { decodeBindingResponse, encodeBindingRequest } from '../../src/shared/wire/stun.ts'
 import { peer, portRange, until } from './helpers.ts'
+import { needs } from '../needs.ts'
 
 const BIN = join(import.meta.dir, '..', '..', 'bin', 'lanrage')
-const stunclient = Bun.which('turnutils_stunclient')
-if (!stunclient) console.warn('skipping the turnutils_stunclient test: coturn is not installed (apt-get install coturn)')
+const stunclient = needs('turnutils_stunclient') === null
 
 describe('lanrage relay', () => {
   test.skipIf(!stunclient)('turnutils_stunclient reads our XOR-MAPPED-ADDRESS: 127.0.0.1 and its own source port', async () => {
@@ -19,7 +19,7 @@ describe('lanrage relay', () => {
     const config = Value.Default(relaySchema, { host: '127.0.0.1', port: 0, ports: portRange(), statsInterval: 0 }) as RelayConfig
     const relay = await startRelay(config, { log: createLogger('relay', 'debug', (l) => lines.push(l)), sweepIntervalMs: 0 })
     try {
-      const p = Bun.spawn([stunclient!, '-p', String(relay.port), '127.0.0.1'], { stdout: 'pipe', stderr: 'pipe' })
+      const p = Bun.spawn(['turnutils_stunclient', '-p', String(relay.port), '127.0.0.1'], { stdout: 'pipe', stderr: 'pipe' })
       const timer = setTimeout(() => p.kill(), 10_000)
       const [out, code] = [await new Response(p.stdout).text(), await p.exited]
       clearTimeout(timer)

@@ -1,5 +1,5 @@
 // Real WireGuard through the relay: two wireguard-go peers behind NATs in the natlab topology
-// (../shared/natlab/topo.sh, prefix LR_NS=lrr<pid>), the relay on the "internet" at 203.0.113.10. Each peer
+// (test/e2e/natlab.sh, prefix LR_NS=lrr<pid>), the relay on the "internet" at 203.0.113.10. Each peer
 // ALLOCATEs its side with a ticket, points its endpoint at 203.0.113.10:its_side_port, and a ping crosses the
 // tunnel. Both NATs are symmetric, so a direct path is impossible: the ping can only go through the relay.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
@@ -10,7 +10,6 @@ import { createTicketIssuer } from '../../src/relay/testing.ts'
 import { NsProcess, natlabSkipReason, TOPO } from '../e2e/natlab.ts'
 
 const skip = natlabSkipReason()
-if (skip) console.warn(`skipping WireGuard-through-the-relay tests: ${skip}`)
 
 const P = `lrr${process.pid % 100000}`
 const PUB = `${P}-pub`
@@ -36,7 +35,7 @@ describe.skipIf(!!skip)('WireGuard through the relay (natlab, symmetric NATs)', 
   const procs: NsProcess[] = []
   beforeAll(() => {
     const p = Bun.spawnSync(['bash', TOPO, 'up', 'symmetric', 'symmetric'], { env: { ...process.env, LR_NS: P } })
-    if (p.exitCode !== 0) throw new Error(`topo.sh up failed: ${p.stderr.toString()}`)
+    if (p.exitCode !== 0) throw new Error(`natlab.sh up failed: ${p.stderr.toString()}`)
   })
   afterAll(async () => {
     await Promise.all(procs.map((p) => p.stop().catch(() => -1)))
