@@ -223,6 +223,15 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
       bearer: true, detail: doc('parties', 'Leave, or (host) remove a member'),
     })
 
+    .get('/parties/:party_id/bans', ({ params, peerId }) => svc.listBans(peerId, params.party_id), {
+      params: PartyParams,
+      bearer: true, detail: doc('parties', 'Peers the host removed (host only)'),
+    })
+    .delete('/parties/:party_id/bans/:peer_id', ({ params, peerId }) => svc.liftBan(peerId, params.party_id, params.peer_id), {
+      params: PeerParams,
+      bearer: true, detail: doc('parties', 'Let a removed peer join again (host only)'),
+    })
+
     // ---- signals
     .post(
       '/parties/:party_id/signals',

@@ -31,6 +31,11 @@ export const controlSchema = Type.Object({
   signalTtlS: Type.Integer({ minimum: 1, default: 60, description: 'queued signals expire after this many seconds' }),
   signalQueueMax: Type.Integer({ minimum: 1, default: 64, description: 'queued signals kept per recipient (oldest dropped)' }),
   ticketTtlS: Type.Integer({ minimum: 10, default: 600, description: 'relay ticket lifetime in seconds' }),
+  maxRelaySessionsPerPeer: Type.Integer({
+    minimum: 1,
+    default: 32,
+    description: 'relay sessions with unexpired tickets one peer may be part of (429 beyond; one per pair of members)',
+  }),
   relayHeartbeatS: Type.Integer({ minimum: 1, default: 30, description: 'heartbeat period told to relays' }),
   trustProxy: Type.Boolean({ default: false, description: 'take the client address from X-Forwarded-For (only behind a reverse proxy you run)' }),
   maxBodyBytes: Type.Integer({ minimum: 1024, default: 65_536, description: 'largest request body accepted (413 above)' }),

@@ -11,13 +11,14 @@ import type { Logger } from '../shared/log.ts'
 
 export class ControlError extends LanrageError {}
 
-/** 429 with the seconds until the window resets (sent as Retry-After, RFC 9110 §10.2.3). */
+/** 429 with the seconds until the limit frees up (sent as Retry-After, RFC 9110 §10.2.3). */
 export class RateLimitedError extends ControlError {
   constructor(
     message: string,
     readonly retryAfterS: number,
+    code = 'RATE_LIMITED',
   ) {
-    super('RATE_LIMITED', message, 429)
+    super(code, message, 429)
   }
 }
 

@@ -322,6 +322,8 @@ export class ControlService {
     const before = this.repo.party(partyId)
     if (!before) throw notFound('PARTY_NOT_FOUND', `party ${partyId} does not exist`)
     const alreadyMember = this.members.get(partyId)?.has(peerId) ?? false
+    // Before the password: a removed peer learns nothing more and costs no hash.
+    if (!alreadyMember) this.checkNotBanned(partyId, peerId)
     if (before.passwordHash && !alreadyMember) {
       if (!body.password) throw forbidden('WRONG_PASSWORD', `party ${partyId} needs a password`)
       if (!(await Bun.password.verify(body.password, before.passwordHash))) throw forbidden('WRONG_PASSWORD', `wrong password for party ${partyId}`)
@@ -339,13 +341,21 @@ export class ControlService {
         this.repo.updateMembership(partyId, peerId, { ...set, lastSeen: now })
         return { party, kind: Object.keys(set).length ? ('updated' as const) : ('same' as const) }
       }
+      this.checkNotBanned(partyId, peerId) // again inside the transaction: a removal may have committed meanwhile
       if (this.repo.countActiveMembers(partyId) >= party.maxPeers) throw conflict('PARTY_FULL', `party ${partyId} is full (${party.maxPeers} peers)`)
       if (existing) {
         // A rejoin: the reserved address comes back with the row.
         this.repo.updateMembership(partyId, peerId, { ...set, leftAt: null, joinedAt: now, lastSeen: now })
       } else {
-        const ip = allocateIp(parseSubnet(party.subnet) ?? this.subnet, this.repo.reservedIps(partyId))
-        if (!ip) throw conflict('SUBNET_FULL', `party ${partyId} has no free virtual address left`)
+        let ip = allocateIp(parseSubnet(party.subnet) ?? this.subnet, this.repo.reservedIps(partyId))
+        if (!ip) {
+          // Every address is held, some by members who left: the one who left longest ago gives its address up
+          // (if it comes back, it gets a new one), so departures cannot use up the pool.
+          const gone = this.repo.oldestDeparted(partyId)
+          if (!gone) throw conflict('SUBNET_FULL', `party ${partyId} has no free virtual address left`)
+          this.repo.deleteMembership(partyId, gone.peerId)
+          ip = gone.virtualIp
+        }
         this.repo.insertMembership(newMembership(partyId, peerId, ip, info, now))
       }
       return { party, kind: 'joined' as const }
@@ -427,6 +437,32 @@ export class ControlService {
     return { status: this.removeMember(party, target, 'removed') }
   }
 
+  private checkNotBanned(partyId: string, peerId: string): void {
+    if (this.repo.isBanned(partyId, peerId))
+      throw forbidden('BANNED', `you were removed from party ${partyId} by its host and cannot rejoin until the host lifts it (DELETE /parties/${partyId}/bans/${peerId})`)
+  }
+
+  /** 404 for an unknown party, 403 unless `peerId` is its host. */
+  private requireHost(partyId: string, peerId: string): PartyRow {
+    const party = this.requireMember(partyId, peerId)
+    if (party.hostId !== peerId) throw forbidden('NOT_HOST', `only the host of party ${partyId} may do this`)
+    return party
+  }
+
+  /** The peers the host removed (host only). */
+  listBans(peerId: string, partyId: string) {
+    this.requireHost(partyId, peerId)
+    return { bans: this.repo.bans(partyId).map((b) => ({ peer_id: b.peerId, banned_at: iso(b.bannedAt) })) }
+  }
+
+  /** Lets a removed peer join again (host only); 404 BAN_NOT_FOUND when it was not banned. */
+  liftBan(peerId: string, partyId: string, target: string) {
+    this.requireHost(partyId, peerId)
+    if (!this.repo.deleteBan(partyId, target)) throw notFound('BAN_NOT_FOUND', `peer ${target} is not banned from party ${partyId}`)
+    this.log.info('ban lifted', { party_id: partyId, peer_id: target })
+    return { status: 'lifted' as const }
+  }
+
   /**
    * Removes one member. The host leaving (or timing out) ends the party; so does the last member leaving.
    * Returns what happened so the route can answer `left` or `party_deleted`.
@@ -443,6 +479,9 @@ export class ControlService {
     this.repo.tx(() => {
       this.repo.updateMembership(partyId, peerId, { leftAt: now })
       this.repo.deleteSignalsOf(partyId, peerId)
+      this.repo.deleteSessionsOf(partyId, peerId)
+      // Removed by the host: it stays out until the host lifts the ban.
+      if (reason === 'removed') this.repo.insertBan({ partyId, peerId, bannedAt: now })
     })
     map?.delete(peerId)
     this.dirty.delete(`${partyId} ${peerId}`)
@@ -599,12 +638,29 @@ export class ControlService {
     const score = (r: RelayRow) => (body.region && r.region === body.region ? 0 : 1) + r.load / Math.max(1, r.capacity)
     const relay = live.sort((a, b) => score(a) - score(b) || a.relayId.localeCompare(b.relayId))[0]
     if (!relay) throw new ControlError('NO_RELAY', 'no relay with spare capacity is registered', 503)
-    // Count the session now so back-to-back requests spread; the relay's next heartbeat reports the truth.
-    this.repo.relayHeartbeat(relay.relayId, relay.load + 1, relay.sessions, relay.lastSeen)
     const me = this.repo.peer(peerId)!
     const other = this.repo.peer(body.peer_id)!
     const sessionId = randomBytes(16)
     const notAfter = Math.floor(now / 1000) + this.config.ticketTtlS
+    const [peerLo, peerHi] = peerId < body.peer_id ? [peerId, body.peer_id] : [body.peer_id, peerId]
+    const replaced = this.repo.tx(() => {
+      // One session per pair of members: a new ticket replaces the pair's previous session (the relay can free it
+      // when the new one is claimed), so asking again and again holds no more of any relay.
+      const old = this.repo.pairSession(partyId, peerLo, peerHi)
+      if (old) this.repo.deleteRelaySession(old.sessionId)
+      for (const p of [peerId, body.peer_id]) {
+        const live = this.repo.liveSessionsOf(p, now)
+        if (live.n < this.config.maxRelaySessionsPerPeer) continue
+        const retry = Math.max(1, Math.ceil(((live.firstExpiry ?? now) - now) / 1000))
+        const who = p === peerId ? 'you are' : `peer ${p} is`
+        throw new RateLimitedError(`${who} already part of ${live.n} relay sessions, the most allowed; the oldest ticket expires in ${retry} s`, retry, 'TOO_MANY_RELAY_SESSIONS')
+      }
+      this.repo.insertRelaySession({ sessionId: Buffer.from(sessionId).toString('hex'), relayId: relay.relayId, partyId, peerLo, peerHi, requestedBy: peerId, createdAt: now, expiresAt: notAfter * 1000 })
+      return old
+    })
+    // Count the session now so back-to-back requests spread (a replacement on the same relay adds nothing); the
+    // relay's next heartbeat reports the truth.
+    if (replaced?.relayId !== relay.relayId) this.repo.relayHeartbeat(relay.relayId, relay.load + 1, relay.sessions, relay.lastSeen)
     const mk = (side: 'a' | 'b', holder: string, otherKey: string) =>
       toBase64Url(
         signTicket(

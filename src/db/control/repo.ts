@@ -3,9 +3,9 @@
  * transactions are synchronous; callers keep network I/O outside them). Nothing above this file sees SQLite
  * errors: unique violations come back as values.
  */
-import { and, asc, eq, gt, isNull, lt, lte, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, isNotNull, isNull, lt, lte, or, sql } from 'drizzle-orm'
 import type { Db } from '../client.ts'
-import { challenges, memberships, parties, peers, relays, serverKeys, signals, tokens } from '../schema/control.ts'
+import { challenges, memberships, parties, partyBans, peers, relays, relaySessions, serverKeys, signals, tokens } from '../schema/control.ts'
 
 export type PeerRow = typeof peers.$inferSelect
 export type PartyRow = typeof parties.$inferSelect
@@ -13,6 +13,8 @@ export type MembershipRow = typeof memberships.$inferSelect
 export type SignalRow = typeof signals.$inferSelect
 export type RelayRow = typeof relays.$inferSelect
 export type ServerKeyRow = typeof serverKeys.$inferSelect
+export type BanRow = typeof partyBans.$inferSelect
+export type RelaySessionRow = typeof relaySessions.$inferSelect
 
 const byParty = sql.placeholder('partyId')
 const byPeer = sql.placeholder('peerId')
@@ -125,6 +127,23 @@ export class ControlRepo {
     return this.#q.countActive.get({ partyId })?.n ?? 0
   }
 
+  /** The member who left longest ago (its row still reserves its address), for a newcomer when the pool is used up. */
+  oldestDeparted(partyId: string): MembershipRow | undefined {
+    return this.db
+      .select()
+      .from(memberships)
+      .where(and(eq(memberships.partyId, partyId), isNotNull(memberships.leftAt)))
+      .orderBy(asc(memberships.leftAt), asc(memberships.virtualIp))
+      .limit(1)
+      .get()
+  }
+  deleteMembership(partyId: string, peerId: string): void {
+    this.db
+      .delete(memberships)
+      .where(and(eq(memberships.partyId, partyId), eq(memberships.peerId, peerId)))
+      .run()
+  }
+
   insertMembership(row: MembershipRow): void {
     this.db.insert(memberships).values(row).run()
   }
@@ -146,6 +165,63 @@ export class ControlRepo {
     this.tx(() => {
       for (const b of batch) stmt.run(b)
     })
+  }
+
+  // ---- bans
+  isBanned(partyId: string, peerId: string): boolean {
+    return (
+      this.db
+        .select({ p: partyBans.peerId })
+        .from(partyBans)
+        .where(and(eq(partyBans.partyId, partyId), eq(partyBans.peerId, peerId)))
+        .get() !== undefined
+    )
+  }
+  insertBan(row: BanRow): void {
+    this.db.insert(partyBans).values(row).onConflictDoNothing().run()
+  }
+  deleteBan(partyId: string, peerId: string): boolean {
+    return (
+      this.db
+        .delete(partyBans)
+        .where(and(eq(partyBans.partyId, partyId), eq(partyBans.peerId, peerId)))
+        .returning({ p: partyBans.peerId })
+        .all().length > 0
+    )
+  }
+  bans(partyId: string): BanRow[] {
+    return this.db.select().from(partyBans).where(eq(partyBans.partyId, partyId)).orderBy(asc(partyBans.bannedAt), asc(partyBans.peerId)).all()
+  }
+
+  // ---- relay sessions issued (tickets)
+  pairSession(partyId: string, peerLo: string, peerHi: string): RelaySessionRow | undefined {
+    return this.db
+      .select()
+      .from(relaySessions)
+      .where(and(eq(relaySessions.partyId, partyId), eq(relaySessions.peerLo, peerLo), eq(relaySessions.peerHi, peerHi)))
+      .get()
+  }
+  deleteRelaySession(sessionId: string): void {
+    this.db.delete(relaySessions).where(eq(relaySessions.sessionId, sessionId)).run()
+  }
+  insertRelaySession(row: RelaySessionRow): void {
+    this.db.insert(relaySessions).values(row).run()
+  }
+  /** The peer's sessions whose tickets are still valid (either side), with the earliest expiry among them. */
+  liveSessionsOf(peerId: string, now: number): { n: number; firstExpiry: number | null } {
+    const r = this.db
+      .select({ n: sql<number>`count(*)`, firstExpiry: sql<number | null>`min(${relaySessions.expiresAt})` })
+      .from(relaySessions)
+      .where(and(or(eq(relaySessions.peerLo, peerId), eq(relaySessions.peerHi, peerId)), gt(relaySessions.expiresAt, now)))
+      .get()
+    return { n: r?.n ?? 0, firstExpiry: r?.firstExpiry ?? null }
+  }
+  /** Forgets the sessions of a member who left the party. */
+  deleteSessionsOf(partyId: string, peerId: string): void {
+    this.db
+      .delete(relaySessions)
+      .where(and(eq(relaySessions.partyId, partyId), or(eq(relaySessions.peerLo, peerId), eq(relaySessions.peerHi, peerId))))
+      .run()
   }
 
   // ---- signals
@@ -204,6 +280,7 @@ export class ControlRepo {
       tokens: this.db.delete(tokens).where(lte(tokens.expiresAt, now)).returning({ k: tokens.tokenHash }).all().length,
       challenges: this.db.delete(challenges).where(lte(challenges.expiresAt, now)).returning({ k: challenges.challenge }).all().length,
       signals: this.db.delete(signals).where(lte(signals.expiresAt, now)).returning({ k: signals.id }).all().length,
+      relay_sessions: this.db.delete(relaySessions).where(lte(relaySessions.expiresAt, now)).returning({ k: relaySessions.sessionId }).all().length,
       relays: this.db
         .delete(relays)
         .where(lt(relays.lastSeen, relaySilentBefore))

@@ -13,14 +13,16 @@ export const peers = sqliteTable('peers', {
   createdAt: integer('created_at', { mode: 'number' }).notNull(),
 })
 
+// Rows that belong to a party or a peer go with it (ON DELETE CASCADE).
+const partyRef = () => text('party_id').notNull().references(() => parties.partyId, { onDelete: 'cascade' })
+const peerRef = () => text('peer_id').notNull().references(() => peers.peerId, { onDelete: 'cascade' })
+
 /** Bearer tokens, stored only as SHA-256 (hex) of the token text. */
 export const tokens = sqliteTable(
   'tokens',
   {
     tokenHash: text('token_hash').primaryKey(),
-    peerId: text('peer_id')
-      .notNull()
-      .references(() => peers.peerId, { onDelete: 'cascade' }),
+    peerId: peerRef(),
     createdAt: integer('created_at', { mode: 'number' }).notNull(),
     expiresAt: integer('expires_at', { mode: 'number' }).notNull(),
   },
@@ -52,18 +54,15 @@ export const parties = sqliteTable('parties', {
 })
 
 /**
- * One row per (party, peer) that ever joined while the party lives. `leftAt` set = not a member now, but the row
- * keeps the peer's virtual IP reserved so a rejoin gets the same address.
+ * One row per (party, peer) that joined while the party lives. `leftAt` set = not a member now, but the row keeps
+ * the peer's virtual IP reserved so a rejoin gets the same address, until a newcomer needs the address (the
+ * longest-departed member's row is then reused).
  */
 export const memberships = sqliteTable(
   'memberships',
   {
-    partyId: text('party_id')
-      .notNull()
-      .references(() => parties.partyId, { onDelete: 'cascade' }),
-    peerId: text('peer_id')
-      .notNull()
-      .references(() => peers.peerId, { onDelete: 'cascade' }),
+    partyId: partyRef(),
+    peerId: peerRef(),
     virtualIp: text('virtual_ip').notNull(),
     publicEndpoint: text('public_endpoint'),
     localEndpoints: text('local_endpoints', { mode: 'json' }).notNull().$type<string[]>(),
@@ -84,9 +83,7 @@ export const signals = sqliteTable(
   'signals',
   {
     id: text('id').primaryKey(),
-    partyId: text('party_id')
-      .notNull()
-      .references(() => parties.partyId, { onDelete: 'cascade' }),
+    partyId: partyRef(),
     fromPeerId: text('from_peer_id').notNull(),
     toPeerId: text('to_peer_id').notNull(),
     type: text('type').notNull(),
@@ -95,6 +92,43 @@ export const signals = sqliteTable(
     expiresAt: integer('expires_at', { mode: 'number' }).notNull(),
   },
   (t) => [index('signals_to_idx').on(t.toPeerId, t.createdAt), index('signals_expires_idx').on(t.expiresAt)],
+)
+
+/** Peers the host removed from a party: they cannot join it again until the host lifts the ban (or the party ends). */
+export const partyBans = sqliteTable(
+  'party_bans',
+  {
+    partyId: partyRef(),
+    peerId: peerRef(),
+    bannedAt: integer('banned_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.partyId, t.peerId] })],
+)
+
+/**
+ * Relay sessions this server issued tickets for, counted until their tickets expire: one per pair of members of
+ * a party (a new ticket for the pair replaces the row), and a bounded number per peer. `peerLo` < `peerHi` (the
+ * pair in a canonical order); `requestedBy` is the side-a member. The relay is not a foreign key: relays are
+ * dropped when silent and register again.
+ */
+export const relaySessions = sqliteTable(
+  'relay_sessions',
+  {
+    sessionId: text('session_id').primaryKey(),
+    relayId: text('relay_id').notNull(),
+    partyId: partyRef(),
+    peerLo: text('peer_lo').notNull(),
+    peerHi: text('peer_hi').notNull(),
+    requestedBy: text('requested_by').notNull(),
+    createdAt: integer('created_at', { mode: 'number' }).notNull(),
+    expiresAt: integer('expires_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [
+    uniqueIndex('relay_sessions_pair_uq').on(t.partyId, t.peerLo, t.peerHi),
+    index('relay_sessions_lo_idx').on(t.peerLo),
+    index('relay_sessions_hi_idx').on(t.peerHi),
+    index('relay_sessions_expires_idx').on(t.expiresAt),
+  ],
 )
 
 export const relays = sqliteTable('relays', {
