@@ -8,6 +8,8 @@ import type { PartyInfo, PeerInfo } from '../../src/client/control/types.ts'
 import { encodeKey, generateKeyPair } from '../../src/client/wireguard/keys.ts'
 import { waitFor } from './helpers.ts'
 import { needs } from '../needs.ts'
+import { readdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 
 const keys = () => {
   const k = generateKeyPair()
@@ -239,4 +241,26 @@ describe.skipIf(!canNetns)('interface manager in network namespaces (wireguard-g
       await w.delete()
     }
   }, 20_000)
+})
+
+describe('spawnRunner (node:child_process, so the library runs commands under Node and Bun)', () => {
+  test('passes stdin, collects stdout and stderr, returns the exit code', async () => {
+    expect(await spawnRunner(['sh', '-c', 'tr a-z A-Z; echo oops >&2; exit 3'], 'hello\n')).toEqual({ code: 3, stdout: 'HELLO\n', stderr: 'oops\n' })
+  })
+  test('a command that is not installed is exit 127 with the reason, not a rejection', async () => {
+    const r = await spawnRunner(['lanrage-no-such-command-here'])
+    expect(r.code).toBe(127)
+    expect(r.stderr).toContain('lanrage-no-such-command-here')
+  })
+  test('a command killed by a signal is 128+n', async () => {
+    expect((await spawnRunner(['sh', '-c', 'kill -TERM $$'])).code).toBe(143)
+  })
+  test('a command can open /dev/stdin by path (how wg reads keys), and no file is left behind', async () => {
+    const before = new Set(readdirSync(tmpdir()).filter((f) => f.startsWith('lanrage-stdin-')))
+    expect(await spawnRunner(['cat', '/dev/stdin'], 'secret key\n')).toEqual({ code: 0, stdout: 'secret key\n', stderr: '' })
+    expect(readdirSync(tmpdir()).filter((f) => f.startsWith('lanrage-stdin-') && !before.has(f))).toEqual([])
+  })
+  test('a command that exits without reading its stdin is fine', async () => {
+    expect((await spawnRunner(['true'], 'x'.repeat(1 << 20))).code).toBe(0)
+  })
 })

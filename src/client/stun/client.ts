@@ -7,6 +7,7 @@ import { lookup } from 'node:dns/promises'
 import { ATTR, BINDING_ERROR, decodeBindingResponse, decodeStun, encodeBindingRequest, getAttribute, newTransactionId, unmapIp, type AddrPort } from '../../shared/wire/stun.ts'
 import { LanrageError } from '../../shared/errors.ts'
 import { silentLogger, type Logger } from '../../shared/log.ts'
+import { openUdpSocket, type UdpSocket } from '../net/udp.ts'
 import { RFC8489_RETRANSMIT, retransmitSchedule, transactionStep, type RetransmitPolicy } from './transaction.ts'
 
 export class StunTimeoutError extends LanrageError {
@@ -74,24 +75,21 @@ export class StunClient {
   private closed = false
 
   private constructor(
-    private readonly socket: Bun.udp.Socket<'uint8array'>,
+    private readonly socket: UdpSocket,
     private readonly retransmit: RetransmitPolicy,
     private readonly log: Logger,
   ) {}
 
   static async open(o: StunClientOptions = {}): Promise<StunClient> {
     let client: StunClient | undefined
-    let socket: Bun.udp.Socket<'uint8array'>
+    let socket: UdpSocket
     try {
-      socket = await Bun.udpSocket({
+      socket = await openUdpSocket({
         hostname: o.hostname ?? '0.0.0.0',
         port: o.port ?? 0,
-        binaryType: 'uint8array',
-        socket: {
-          data: (_s, data, port, address) => client?.onDatagram(data, port, address),
-          // ICMP errors (port unreachable...) arrive here; never let them crash the process (STYLE.md §3).
-          error: (_s, err) => client?.log.debug('STUN socket error', { error: err }),
-        },
+        onMessage: (data, port, address) => client?.onDatagram(data, port, address),
+        // ICMP errors (port unreachable...) and failed sends: the retransmissions carry on, the process lives.
+        onError: (err) => client?.log.debug('STUN socket error', { error: err }),
       })
     } catch (e) {
       throw new StunSocketError(`cannot bind UDP ${o.hostname ?? '0.0.0.0'}:${o.port ?? 0}: ${(e as Error).message}`, { cause: e })
@@ -104,7 +102,7 @@ export class StunClient {
     return this.socket.port
   }
   get localAddress(): string {
-    return this.socket.hostname
+    return this.socket.address
   }
 
   private onDatagram(data: Uint8Array, port: number, address: string): void {
@@ -155,11 +153,7 @@ export class StunClient {
         const step = transactionStep(schedule, p.started, sent, Date.now())
         if (step.action === 'send') {
           sent++
-          try {
-            this.socket.send(request, s.port, ip)
-          } catch (e) {
-            this.log.debug('STUN send failed', { server: `${ip}:${s.port}`, error: e as Error })
-          }
+          this.socket.send(request, s.port, ip)
         } else if (step.action === 'timeout') {
           this.finish(p)
           reject(new StunTimeoutError(`${ip}:${s.port}`, schedule.timeoutAt))

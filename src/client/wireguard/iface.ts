@@ -5,6 +5,12 @@
  * across network namespaces too). `netns` runs every command inside that namespace (`ip netns exec NS ...`),
  * which is how the agent's tests and natlab use it.
  */
+import { spawn } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
+import { access } from 'node:fs/promises'
+import { constants, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { LanrageError } from '../../shared/errors.ts'
 import { silentLogger, type Logger } from '../../shared/log.ts'
 import { checkCidr, checkEndpoint, parseDump, renderSetconf, type WgInterfaceConfig, type WgPeerConfig, type WgStatus } from './config.ts'
@@ -18,10 +24,53 @@ export interface RunResult {
 /** Runs argv (no shell) with optional stdin. */
 export type Runner = (argv: string[], stdin?: string) => Promise<RunResult>
 
-export const spawnRunner: Runner = async (argv, stdin) => {
-  const p = Bun.spawn(argv, { stdin: stdin === undefined ? 'ignore' : Buffer.from(stdin), stdout: 'pipe', stderr: 'pipe', env: process.env })
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited])
-  return { code, stdout, stderr }
+/**
+ * The real runner (node:child_process, so it works under Node and Bun). Never rejects: a command that cannot
+ * be started (not installed) is exit 127 with the reason in stderr, like a shell says it; a signal is 128+n.
+ * It resolves once the output is closed, so it has everything the command printed.
+ */
+export const spawnRunner: Runner = (argv, stdin) =>
+  new Promise((resolve) => {
+    let stdout = ''
+    let stderr = ''
+    let done = false
+    const finish = (code: number) => {
+      if (done) return
+      done = true
+      resolve({ code, stdout, stderr })
+    }
+    const [cmd, ...args] = argv
+    const input = stdin === undefined ? 'ignore' : stdinFd(stdin)
+    try {
+      const p = spawn(cmd ?? '', args, { stdio: [input, 'pipe', 'pipe'], env: process.env })
+      p.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+      p.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+      p.on('error', (e) => {
+        stderr += `${cmd}: ${e.message}\n`
+        finish(127)
+      })
+      p.on('close', (code, signal) => finish(code ?? 128 + (signal ? constants.signals[signal] : 0)))
+    } finally {
+      // the child has its own copy of the descriptor
+      if (typeof input === 'number') closeSync(input)
+    }
+  })
+
+/**
+ * A child's stdin as a descriptor of an already deleted file holding `text`. `wg` reads keys only from a path,
+ * so we pass `/dev/stdin`, which must be openable: the pipes node:child_process makes are socket pairs, and
+ * opening /dev/stdin on a socket fails (ENXIO), while a deleted file reopens fine. The file is 0600 in a fresh
+ * 0700 directory and is unlinked before the child starts.
+ */
+function stdinFd(text: string): number {
+  const dir = mkdtempSync(join(tmpdir(), 'lanrage-stdin-'))
+  try {
+    const path = join(dir, 'stdin')
+    writeFileSync(path, text, { mode: 0o600, flag: 'wx' })
+    return openSync(path, 'r')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 export class WireGuardError extends LanrageError {
@@ -65,7 +114,10 @@ export class WireGuardInterface {
     const iface = (b: Backend) => new WireGuardInterface(opts.name, b, opts.netns, runner, log)
     const probe = iface('kernel')
     if (await probe.exists()) {
-      const userspace = await Bun.file(`/var/run/wireguard/${opts.name}.sock`).exists()
+      const userspace = await access(`/var/run/wireguard/${opts.name}.sock`).then(
+        () => true,
+        () => false,
+      )
       log.info('adopting existing interface', { backend: userspace ? 'wireguard-go' : 'kernel' })
       return userspace ? iface('wireguard-go') : probe
     }
@@ -85,7 +137,7 @@ export class WireGuardInterface {
     const deadline = Date.now() + USERSPACE_READY_MS
     while (!(await ug.tryDump())) {
       if (Date.now() > deadline) throw new WireGuardError(`wireguard-go ${opts.name} did not open its UAPI socket within ${USERSPACE_READY_MS}ms`)
-      await Bun.sleep(20)
+      await sleep(20)
     }
     log.info('created interface', { backend: 'wireguard-go' })
     return ug
