@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { lanrage } from './cli.test.ts'
+import { safeText } from '../src/shared/terminal.ts'
 
 const home = () => mkdtempSync(join(tmpdir(), 'lanrage-agent-cli-'))
 
@@ -39,4 +40,79 @@ describe('lanrage up / status / down without an agent', () => {
     expect(r.code).toBe(1)
     expect(r.err).toContain('the agent (pid 4194305) is not running; stale')
   })
+})
+
+// Names, ids, endpoints and server messages reach the terminal only escaped (ESC, BEL, C1 controls, bidi overrides).
+describe('lanrage prints what came from the network escaped', () => {
+  const EVIL = 'pwn\x1b[2J\x1b]0;title\x07\x9b31m\u202eexe.txt\r'
+  const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/
+  const BIN = join(import.meta.dir, '..', 'bin', 'lanrage')
+
+  /** Runs the real command without blocking this process, so a server in it can answer. */
+  async function run(args: string[], env: Record<string, string>) {
+    const p = Bun.spawn([BIN, ...args], { env: { ...process.env, ...env }, stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' })
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited])
+    return { code, out, err }
+  }
+
+  function hostileStatus(h: string, extra: Record<string, unknown> = {}) {
+    const status = {
+      pid: process.pid, // alive: this test process
+      interface: 'lanrage0',
+      listen_port: 51820,
+      party: { party_id: 'ab\x1b[31m', name: EVIL, host_id: 'h\x07', subnet: '10.66.0.0/16' },
+      self: { peer_id: '0011223344556677', virtual_ip: '10.66.0.1', public_endpoint: '\x1b[1A1.2.3.4:5', nat_type: 'full_cone' },
+      peers: [{ peer_id: EVIL, virtual_ip: '10.66.0.2\x1b[K', public_key: 'k', nat_type: 'symmetric', public_endpoint: null, endpoint: '\u202e1.2.3.4:9', path: 'relay', latest_handshake: null }],
+      updated_at: new Date().toISOString(),
+      control: 'http://127.0.0.1:1',
+      ...extra,
+    }
+    writeFileSync(join(h, 'agent.json'), JSON.stringify(status))
+  }
+
+  test('status: hostile party and peer names are shown escaped, nothing raw reaches the terminal', () => {
+    const h = home()
+    hostileStatus(h)
+    const r = lanrage(['status'], { LANRAGE_HOME: h })
+    expect(r.code).toBe(0)
+    expect(r.out).not.toMatch(RAW)
+    expect(r.out).toContain(`(${safeText(EVIL)})`)
+    expect(r.out).toContain('pwn\\x1b[2J\\x1b]0;title\\x07\\x9b31m\\u{202e}exe.txt\\x0d')
+    expect(r.out).toContain('10.66.0.2\\x1b[K')
+  })
+
+  test('status --json: the same values, as JSON escapes only', () => {
+    const h = home()
+    hostileStatus(h)
+    const r = lanrage(['status', '--json'], { LANRAGE_HOME: h })
+    expect(r.code).toBe(0)
+    expect(r.out.replaceAll('\n', '')).not.toMatch(RAW)
+    const j = JSON.parse(r.out)
+    expect(j.party.name).toBe(EVIL)
+    expect(j.peers[0].peer_id).toBe(EVIL)
+  })
+
+  test("up and down: a hostile control server's error text is printed escaped, on one line", async () => {
+    const hostile = { error: { code: 'NOPE\x1b[2J', message: `denied ${EVIL}\nlanrage up: connected (OK)` } }
+    const server = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => Response.json(hostile, { status: 403 }) })
+    try {
+      const control = `http://127.0.0.1:${server.port}`
+      const up = await run(['up', '--control', control, '--join', '0123456789ab'], { LANRAGE_HOME: home() })
+      expect(up.code).toBe(1)
+      expect(up.err).not.toMatch(RAW)
+      const line = up.err.split('\n').find((l) => l.startsWith('lanrage up: '))!
+      expect(line).toContain(`denied ${safeText(EVIL)}\\x0alanrage up: connected (OK)`)
+
+      // down after an agent that died: it leaves the party itself and reports the server's answer.
+      const h = home()
+      hostileStatus(h, { pid: 4194305, interface: `lrx${process.pid % 100000}`, party: { party_id: '0123456789ab', name: 'n', host_id: 'h', subnet: '10.66.0.0/16' }, control })
+      const down = await run(['down'], { LANRAGE_HOME: h })
+      expect(down.code).toBe(0)
+      expect(down.out + down.err).not.toMatch(RAW)
+      expect(down.out).toContain(`party 0123456789ab: not left: `)
+      expect(down.out).toContain(safeText(`denied ${EVIL}`))
+    } finally {
+      server.stop(true)
+    }
+  }, 20_000)
 })

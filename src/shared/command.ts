@@ -6,6 +6,7 @@
 import type { Static, TObject } from '@sinclair/typebox'
 import { parseCommand, type CommandSpec, type ConfigSources } from './config.ts'
 import { ConfigError, LanrageError } from './errors.ts'
+import { safeText } from './terminal.ts'
 
 export type CommandBody<T extends TObject> = (config: Static<T>, positionals: string[]) => Promise<number | void> | number | void
 
@@ -23,11 +24,12 @@ export async function runCommand<T extends TObject>(
     return (await body(parsed.config, parsed.positionals)) ?? 0
   } catch (e) {
     if (e instanceof ConfigError) {
-      console.error(`lanrage ${spec.name}: invalid options:\n${e.problems.map((p) => '  ' + p).join('\n')}\nSee: lanrage ${spec.name} --help`)
+      console.error(`lanrage ${spec.name}: invalid options:\n${e.problems.map((p) => '  ' + safeText(p)).join('\n')}\nSee: lanrage ${spec.name} --help`)
       return 2
     }
     if (e instanceof LanrageError) {
-      console.error(`lanrage ${spec.name}: ${e.message} (${e.code})`)
+      // The message may quote the network (a server's error text, a relay's answer): escaped for the terminal.
+      console.error(`lanrage ${spec.name}: ${safeText(e.message)} (${safeText(e.code)})`)
       return 1
     }
     throw e

@@ -2,6 +2,8 @@
  * A small line logger: `2026-11-26T06:40:00.000Z INFO  relay: session opened id=3 port=52001`.
  * One line per event, key=value pairs after the message so logs grep well. Level from LANRAGE_LOG_LEVEL.
  */
+import { safeJson, safeText } from './terminal.ts'
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 }
 
@@ -14,15 +16,16 @@ export interface Logger {
   child(scope: string): Logger
 }
 
+// Values often come from the network (names, endpoints, server messages): written so they cannot drive the terminal.
 function formatValue(v: unknown): string {
-  if (v instanceof Error) return JSON.stringify(v.message)
-  if (typeof v === 'string') return /^[\w.:/@[\]-]*$/.test(v) && v !== '' ? v : JSON.stringify(v)
-  if (typeof v === 'object' && v !== null) return JSON.stringify(v)
+  if (v instanceof Error) return safeJson(v.message)
+  if (typeof v === 'string') return /^[\w.:/@[\]-]*$/.test(v) && v !== '' ? v : safeJson(v)
+  if (typeof v === 'object' && v !== null) return safeJson(v)
   return String(v)
 }
 
 export function formatLine(level: LogLevel, scope: string, msg: string, fields?: Fields, now = new Date()): string {
-  let line = `${now.toISOString()} ${level.toUpperCase().padEnd(5)} ${scope ? scope + ': ' : ''}${msg}`
+  let line = `${now.toISOString()} ${level.toUpperCase().padEnd(5)} ${scope ? scope + ': ' : ''}${safeText(msg)}`
   if (fields) for (const [k, v] of Object.entries(fields)) if (v !== undefined) line += ` ${k}=${formatValue(v)}`
   return line
 }

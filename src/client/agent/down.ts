@@ -6,6 +6,7 @@ import { Type } from '@sinclair/typebox'
 import { runCommand } from '../../shared/command.ts'
 import type { CommandSpec } from '../../shared/config.ts'
 import { createLogger } from '../../shared/log.ts'
+import { safeText } from '../../shared/terminal.ts'
 import { RemoteControlPlane } from '../control/remote.ts'
 import { IFNAME_RE } from '../wireguard/iface.ts'
 import { alive, loadOrCreateKey, readStatusFile, removeStatusFile } from './state.ts'
@@ -39,13 +40,14 @@ export async function main(argv: string[]): Promise<number> {
     const log = createLogger('down')
     if (IFNAME_RE.test(s.interface) && Bun.spawnSync(['ip', 'link', 'show', 'dev', s.interface]).exitCode === 0) {
       const r = Bun.spawnSync(['ip', 'link', 'delete', 'dev', s.interface])
-      console.log(r.exitCode === 0 ? `removed interface ${s.interface}` : `could not remove ${s.interface}: ${r.stderr.toString().trim()}`)
+      console.log(safeText(r.exitCode === 0 ? `removed interface ${s.interface}` : `could not remove ${s.interface}: ${r.stderr.toString().trim()}`))
     }
     if (s.party && s.control) {
       const control = new RemoteControlPlane({ url: s.control, privateKey: loadOrCreateKey(), log, retry: { attempts: 2 } })
       const r = await control.leaveParty(s.party.party_id).catch((e) => `not left: ${(e as Error).message}`)
       await control.close()
-      console.log(`party ${s.party.party_id}: ${r}`)
+      // The party id came from the server and `r` may quote its error message.
+      console.log(safeText(`party ${s.party.party_id}: ${r}`))
     }
     removeStatusFile()
     console.log(`cleaned up after agent ${s.pid}`)

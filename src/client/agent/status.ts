@@ -2,6 +2,7 @@
 import { Type } from '@sinclair/typebox'
 import { runCommand } from '../../shared/command.ts'
 import type { CommandSpec } from '../../shared/config.ts'
+import { safeJson, safeText } from '../../shared/terminal.ts'
 import { alive, readStatusFile, statusPath, type StatusFile } from './state.ts'
 
 export const spec = {
@@ -13,6 +14,7 @@ export const spec = {
   }),
 } satisfies CommandSpec<any>
 
+/** The human form of the status file. Names, ids and endpoints came from the network: every line is escaped. */
 export function formatStatus(s: StatusFile): string {
   const lines = [
     `party:     ${s.party ? `${s.party.party_id} (${s.party.name})` : '(none yet)'}`,
@@ -21,7 +23,7 @@ export function formatStatus(s: StatusFile): string {
     `peers:     ${s.peers.length}`,
   ]
   for (const p of s.peers) lines.push(`  ${p.peer_id}  ${p.virtual_ip.padEnd(15)} ${p.path.padEnd(10)} ${p.endpoint ?? '-'}`)
-  return lines.join('\n')
+  return lines.map(safeText).join('\n')
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -29,11 +31,11 @@ export async function main(argv: string[]): Promise<number> {
     const s = readStatusFile()
     if (!s || !alive(s.pid)) {
       const msg = s ? `the agent (pid ${s.pid}) is not running; stale ${statusPath()}` : 'no agent is running'
-      if (cfg.json) console.log(JSON.stringify({ running: false, message: msg }))
-      else console.error(`lanrage status: ${msg}`)
+      if (cfg.json) console.log(safeJson({ running: false, message: msg }))
+      else console.error(`lanrage status: ${safeText(msg)}`)
       return 1
     }
-    console.log(cfg.json ? JSON.stringify({ running: true, ...s }, null, 2) : formatStatus(s))
+    console.log(cfg.json ? safeJson({ running: true, ...s }, 2) : formatStatus(s))
     return 0
   })
 }

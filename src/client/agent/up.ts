@@ -4,6 +4,7 @@ import { runCommand } from '../../shared/command.ts'
 import type { CommandSpec } from '../../shared/config.ts'
 import { LanrageError } from '../../shared/errors.ts'
 import { createLogger } from '../../shared/log.ts'
+import { safeText } from '../../shared/terminal.ts'
 import { RemoteControlPlane } from '../control/remote.ts'
 import { detectNatFromPort } from '../nat/detect.ts'
 import { IFNAME_RE, WireGuardInterface } from '../wireguard/iface.ts'
@@ -106,7 +107,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const why = await Promise.race([agent.ended, signalled])
     await stop()
-    if (why) console.log(`stopped: ${why}`)
+    if (why) console.log(safeText(`stopped: ${why}`))
     return 0
   })
 }

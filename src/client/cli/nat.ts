@@ -2,6 +2,7 @@
 import { Type } from '@sinclair/typebox'
 import { runCommand } from '../../shared/command.ts'
 import type { CommandSpec } from '../../shared/config.ts'
+import { safeJson, safeText } from '../../shared/terminal.ts'
 import { detectNatFromPort } from '../nat/detect.ts'
 import { parseStunServer } from '../stun/client.ts'
 
@@ -20,13 +21,14 @@ export async function main(argv: string[]): Promise<number> {
   return runCommand(spec, { argv, env: process.env }, async (cfg) => {
     const servers = cfg.stun.map(parseStunServer)
     const r = await detectNatFromPort(cfg.port, servers)
-    if (cfg.json) console.log(JSON.stringify(r))
+    // A STUN error response carries the server's reason phrase (RFC 8489 §14.8): printed escaped like all network text.
+    if (cfg.json) console.log(safeJson(r))
     else {
       console.log(`nat type:        ${r.natType}`)
       console.log(`public endpoint: ${r.publicEndpoint ?? '(no STUN server answered)'}`)
       console.log(`local port:      ${r.localPort}`)
       for (const m of r.mappings) console.log(`  ${m.server} saw ${m.mapped} (${m.rttMs} ms)`)
-      for (const f of r.failures) console.log(`  ${f.server}: ${f.error}`)
+      for (const f of r.failures) console.log(safeText(`  ${f.server}: ${f.error}`))
     }
     return r.mappings.length ? 0 : 1
   })
