@@ -1,6 +1,6 @@
 /**
  * The `lanrage up` agent: one process that keeps this machine's WireGuard interface connected to every other
- * member of one party (DESIGN.md "Client library and agent").
+ * member of one party (the README's "The agent: `lanrage up`" describes it for users).
  *
  *   register (key proof) → STUN from the WireGuard port at the relay(s) → create/join the party → bring up the
  *   interface with the virtual IP → per peer: the connection state machine (../punch/conn.ts) → follow live events
@@ -11,7 +11,8 @@
  * background and report back through the queue, so no two steps of a machine ever interleave.
  */
 import type { Logger } from '../../shared/log.ts'
-import type { ControlPlane, NatType, PartyInfo, PeerInfo, RelayOffer } from '../control/types.ts'
+import { safeText } from '../../shared/terminal.ts'
+import type { ControlEventName, ControlEvents, ControlPlane, NatType, PartyInfo, PeerInfo, RelayOffer } from '../control/types.ts'
 import { localEndpoints } from '../nat/detect.ts'
 import { ControlMissingError } from '../control/errors.ts'
 import { type ConnAction, type ConnContext, type ConnEvent, type ConnState, DEFAULT_TIMING, type ConnTiming, pathOf, startConn, stepConn } from '../punch/conn.ts'
@@ -24,6 +25,8 @@ export const POLL_MS = 200
  * mapping after ~30 s) and gives the state machine a packet to see at least this often.
  */
 export const KEEPALIVE_S = 5
+/** A failed rejoin (server unreachable, say) is tried again this much later. */
+export const REJOIN_RETRY_MS = 5000
 
 export interface RelayEndpoint {
   host: string
@@ -60,6 +63,24 @@ export interface AgentInterface {
   delete(): Promise<void>
 }
 
+/** Timers as a dependency, so tests drive the poll loop and the retries with a manual clock instead of sleeping. */
+export interface AgentTimers {
+  /** Calls `fn` every `ms` until the returned function is called. */
+  every(ms: number, fn: () => void): () => void
+  /** Calls `fn` once after `ms` unless the returned function is called first. */
+  after(ms: number, fn: () => void): () => void
+}
+export const realTimers: AgentTimers = {
+  every(ms, fn) {
+    const t = setInterval(fn, ms)
+    return () => clearInterval(t)
+  },
+  after(ms, fn) {
+    const t = setTimeout(fn, ms)
+    return () => clearTimeout(t)
+  },
+}
+
 export interface AgentDeps {
   control: ControlPlane
   /** The relays' main ports (STUN + ALLOCATE), from `GET /relays`. */
@@ -70,8 +91,10 @@ export interface AgentDeps {
   allocate(relay: RelayEndpoint, ticket: string): Promise<number>
   createInterface(name: string): Promise<AgentInterface>
   now(): number
+  /** Default: setInterval / setTimeout. */
+  timers?: AgentTimers
   log: Logger
-  /** A line for the user (stdout). */
+  /** A line for the user (stdout), already escaped for a terminal. */
   say(line: string): void
   /** Persists the status snapshot for `lanrage status`. */
   writeStatus(s: AgentStatus): void
@@ -130,6 +153,8 @@ type Queued =
   | { kind: 'conn'; peerId: string; ev: ConnEvent }
   | { kind: 'offer'; offer: RelayOffer; requester: string }
 
+const queuedPeer = (q: Queued) => (q.kind === 'peer' ? q.peer?.peer_id : q.kind === 'left' || q.kind === 'conn' ? q.peerId : q.kind === 'offer' ? q.requester : null)
+
 /** Prefix length of "10.66.0.0/16" → "/16" for the interface address. */
 const prefixOf = (subnet: string) => subnet.split('/')[1] ?? '16'
 
@@ -145,10 +170,14 @@ export class Agent {
   private selfId = ''
   private nat: NatMapping = { publicEndpoint: null, natType: 'unknown' }
   private relays: RelayEndpoint[] = []
-  private timers: ReturnType<typeof setTimeout>[] = []
-  private polling = false
+  private readonly timers: AgentTimers
+  private cancelPoll = () => {}
+  private cancelRejoin = () => {}
+  /** The pass in progress, if any (poll is never re-entered; stop waits for it). */
+  private polling: Promise<void> | null = null
   private offs: (() => void)[] = []
   private stopped = false
+  private rejoining = false
   private lastStatus = ''
   /** Resolves when the agent ends on its own (party deleted); stop() is the other way out. */
   readonly ended: Promise<string>
@@ -159,6 +188,7 @@ export class Agent {
     private readonly deps: AgentDeps,
   ) {
     this.ended = new Promise((r) => (this.end = r))
+    this.timers = deps.timers ?? realTimers
   }
 
   get partyId() {
@@ -188,10 +218,10 @@ export class Agent {
       'create' in p
         ? await control.createParty(p.create, { password: this.opts.password, max_peers: p.maxPeers, peer_info: peerInfo })
         : await control.joinParty(p.join, { password: this.opts.password, peer_info: peerInfo })
-    this.deps.say(`party_id: ${this.party.party_id}`)
+    this.say(`party_id: ${this.party.party_id}`)
     const me = this.party.peers[this.selfId]
     if (!me) throw new Error(`the control server's party ${this.party.party_id} does not list this peer ${this.selfId}`)
-    this.deps.say(`virtual_ip: ${me.virtual_ip}`)
+    this.say(`virtual_ip: ${me.virtual_ip}`)
 
     const iface = await this.deps.createInterface(this.opts.interfaceName)
     this.iface = iface
@@ -202,20 +232,30 @@ export class Agent {
 
     for (const peer of Object.values(this.party.peers)) if (peer.peer_id !== this.selfId) this.queue.push({ kind: 'peer', peer })
     for (const { partyId, q } of this.beforeParty.splice(0)) if (partyId === this.party.party_id) this.queue.push(q)
-    this.timers.push(setInterval(() => void this.poll(), POLL_MS))
+    this.cancelPoll = this.timers.every(POLL_MS, () => void this.poll())
     await this.poll()
+  }
+
+  /** A line for the user. Ids, addresses and reasons in it came from the network: escaped for the terminal. */
+  private say(line: string) {
+    this.deps.say(safeText(line))
   }
 
   private peerInfo() {
     return { public_endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType, local_endpoints: localEndpoints(this.opts.listenPort) }
   }
 
-  /** Back into the party after the server dropped us (DESIGN.md: peers silent for 5 minutes are removed). */
-  private async rejoin(serverCode: string | undefined) {
+  /**
+   * Back into the party after the server dropped us (it removes members silent for 5 minutes, e.g. after a
+   * suspend). One attempt at a time: every heartbeat that fails meanwhile would otherwise start another chain.
+   */
+  private async rejoin(serverCode: string | undefined, retry = false) {
+    if (this.rejoining && !retry) return
+    this.rejoining = true
     const { control, log } = this.deps
     const partyId = this.party!.party_id
     if (serverCode !== 'PEER_NOT_FOUND' || this.stopped) {
-      this.deps.say(`party ${partyId} is gone`)
+      this.say(`party ${partyId} is gone`)
       this.end(`party ${partyId} is gone (${serverCode ?? 'not found'})`)
       return
     }
@@ -226,18 +266,29 @@ export class Agent {
       this.party = party
       if (me.virtual_ip !== before) {
         await this.iface!.setAddress(`${me.virtual_ip}/${prefixOf(party.subnet)}`)
-        this.deps.say(`virtual_ip: ${me.virtual_ip}`)
+        this.say(`virtual_ip: ${me.virtual_ip}`)
       }
       log.info('rejoined the party after the server dropped us', { party_id: partyId, virtual_ip: me.virtual_ip })
       this.queue.push({ kind: 'sync', peers: party.peers })
+      this.rejoining = false
     } catch (e) {
       log.warn('rejoining failed; trying again in 5 s', { error: e })
-      if (!this.stopped) this.timers.push(setTimeout(() => void this.rejoin(serverCode), 5000))
+      if (!this.stopped) this.cancelRejoin = this.timers.after(REJOIN_RETRY_MS, () => void this.rejoin(serverCode, true))
     }
   }
 
   private listen() {
     const { control, log } = this.deps
+    // A listener that throws would reach the emitter, which rethrows it as an uncaught exception (the agent would
+    // die and take every WireGuard peer with it): whatever a handler cannot take is logged and dropped here.
+    const on = <K extends ControlEventName>(type: K, fn: (e: ControlEvents[K]) => void) =>
+      control.on(type, (e) => {
+        try {
+          fn(e)
+        } catch (err) {
+          log.warn('dropped a control-plane event that could not be handled', { type, error: err })
+        }
+      })
     const mine = (partyId: string) => this.party !== null && partyId === this.party.party_id
     // Member events that arrive while createParty/joinParty is still answering are kept, then filtered by party.
     const member = (partyId: string, q: Queued) => {
@@ -245,16 +296,16 @@ export class Agent {
       else if (!this.party && this.beforeParty.length < 256) this.beforeParty.push({ partyId, q })
     }
     this.offs.push(
-      control.on('peer_joined', (e) => member(e.party_id, { kind: 'peer', peer: e.peer })),
-      control.on('peer_updated', (e) => member(e.party_id, { kind: 'peer', peer: e.peer })),
-      control.on('peer_left', (e) => member(e.party_id, { kind: 'left', peerId: e.peer_id })),
-      control.on('party_deleted', (e) => {
+      on('peer_joined', (e) => member(e.party_id, { kind: 'peer', peer: e.peer })),
+      on('peer_updated', (e) => member(e.party_id, { kind: 'peer', peer: e.peer })),
+      on('peer_left', (e) => member(e.party_id, { kind: 'left', peerId: e.peer_id })),
+      on('party_deleted', (e) => {
         if (!mine(e.party_id)) return
         log.warn('party deleted', { party_id: e.party_id, reason: e.reason })
-        this.deps.say(`party deleted: ${e.reason}`)
+        this.say(`party deleted: ${e.reason}`)
         this.end(`party deleted (${e.reason})`)
       }),
-      control.on('signal', (e) => {
+      on('signal', (e) => {
         // Signals may arrive before createParty/joinParty returns (the peer saw us join first): keep them.
         if (this.party && !mine(e.party_id)) return
         const s = e.signal
@@ -265,7 +316,7 @@ export class Agent {
           this.enqueue({ kind: 'offer', offer: data as unknown as RelayOffer, requester: s.from_peer_id })
         } else log.debug('ignoring signal', { type: s.type, from: s.from_peer_id })
       }),
-      control.on('connected', (e) => {
+      on('connected', (e) => {
         if (!e.reconnect || !this.party) return
         log.info('control channel reconnected; resynchronising members')
         control
@@ -273,7 +324,7 @@ export class Agent {
           .then((peers) => this.queue.push({ kind: 'sync', peers }))
           .catch((err) => log.warn('resynchronising members failed', { error: err }))
       }),
-      control.on('error', (e) => {
+      on('error', (e) => {
         log.warn('control plane', { where: e.where, error: e.error })
         // The heartbeat loop (RemoteControlPlane) got 404: we were dropped (e.g. silent for too long), or the party is gone.
         if (this.party && e.where === `heartbeat ${this.party.party_id}` && e.error instanceof ControlMissingError) void this.rejoin(e.error.serverCode)
@@ -284,6 +335,7 @@ export class Agent {
   private enqueue(q: Queued & { peerId?: string }) {
     const id = q.kind === 'offer' ? q.requester : q.kind === 'conn' ? q.peerId : null
     if (id && !this.peers.has(id) && !this.queue.some((x) => x.kind === 'peer' && x.peer.peer_id === id)) {
+      if (!this.early.has(id) && this.early.size >= 256) return
       const list = this.early.get(id) ?? []
       if (list.length < 16) list.push(q)
       this.early.set(id, list)
@@ -292,34 +344,50 @@ export class Agent {
     this.queue.push(q)
   }
 
-  /** One pass: read WireGuard, apply queued events, tick every machine, publish status. Never re-entered. */
-  async poll(): Promise<void> {
-    if (this.polling || this.stopped || !this.iface) return
-    this.polling = true
-    try {
-      const now = this.deps.now()
-      const wg = await this.iface.status().catch((e) => {
-        this.deps.log.warn('reading WireGuard status failed', { error: e })
-        return null
-      })
-      if (wg) {
-        for (const peer of this.peers.values()) {
+  /**
+   * One pass: read WireGuard, apply queued events, tick every machine, publish status. Never re-entered, and it
+   * never rejects: a step that throws (a WireGuard command that failed, an event the checks let through) is
+   * logged and dropped on its own, so one bad input costs neither the other peers nor the next pass.
+   */
+  poll(): Promise<void> {
+    if (this.polling || this.stopped || !this.iface) return Promise.resolve()
+    const run = this.pass(this.iface).finally(() => (this.polling = null))
+    this.polling = run
+    return run
+  }
+
+  private async pass(iface: AgentInterface): Promise<void> {
+    const now = this.deps.now()
+    const wg = await iface.status().catch((e) => {
+      this.deps.log.warn('reading WireGuard status failed', { error: e })
+      return null
+    })
+    if (wg) {
+      for (const peer of this.peers.values()) {
+        await this.guard('reading the peer\'s counters', peer.info.peer_id, async () => {
           const w = wg.peers.find((x) => x.publicKey === peer.info.public_key)
           peer.wg = w ? { endpoint: w.endpoint, latestHandshake: w.latestHandshake, rx: w.rxBytes } : null
-          if (!w) continue
+          if (!w) return
           // Fresh packets from the peer while WireGuard still uses the endpoint we set (it roams otherwise, §6.5).
           // A completed handshake is required too: a handshake initiation received while our answers cannot get
           // back (one-way filtering) raises rx without making a working path.
           const fresh = w.rxBytes > peer.lastRx && w.latestHandshake !== null
-          if (fresh && peer.setEndpoint !== null && w.endpoint === peer.setEndpoint) await this.step(peer, { type: 'traffic' }, now)
           peer.lastRx = w.rxBytes
-        }
+          if (fresh && peer.setEndpoint !== null && w.endpoint === peer.setEndpoint) await this.step(peer, { type: 'traffic' }, now)
+        })
       }
-      for (const q of this.queue.splice(0)) await this.apply(q, now)
-      for (const peer of this.peers.values()) await this.step(peer, { type: 'tick' }, now)
-      this.publish()
-    } finally {
-      this.polling = false
+    }
+    for (const q of this.queue.splice(0)) await this.guard(`applying ${q.kind}`, queuedPeer(q), () => this.apply(q, now))
+    for (const peer of this.peers.values()) await this.guard('tick', peer.info.peer_id, () => this.step(peer, { type: 'tick' }, now))
+    await this.guard('publishing the status', null, () => this.publish())
+  }
+
+  /** Runs one step of a pass; an exception is logged and ends that step only. */
+  private async guard(what: string, peerId: string | null, fn: () => unknown): Promise<void> {
+    try {
+      await fn()
+    } catch (e) {
+      this.deps.log.warn(`${what} failed; skipped`, { peer_id: peerId ?? undefined, error: e })
     }
   }
 
@@ -376,7 +444,7 @@ export class Agent {
     if (!peer) return
     this.peers.delete(peerId)
     if (peer.inWg) await this.iface!.removePeer(peer.info.public_key).catch((e) => this.deps.log.warn('removing WireGuard peer failed', { error: e }))
-    this.deps.say(`peer ${peerId} ${peer.info.virtual_ip} ${why}`)
+    this.say(`peer ${peerId} ${peer.info.virtual_ip} ${why}`)
   }
 
   private async step(peer: Peer, ev: ConnEvent, now: number) {
@@ -468,7 +536,7 @@ export class Agent {
       const line = `peer ${p.info.peer_id} ${p.info.virtual_ip} ${path}${path === 'connecting' ? '' : ' ' + (p.setEndpoint ?? '')}`
       if (line !== p.lastPath) {
         p.lastPath = line
-        this.deps.say(line)
+        this.say(line)
       }
     }
     const s = this.status()
@@ -483,9 +551,10 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    for (const t of this.timers) clearTimeout(t)
+    this.cancelPoll()
+    this.cancelRejoin()
     for (const off of this.offs) off()
-    while (this.polling) await Bun.sleep(10)
+    await this.polling
     const { control, log } = this.deps
     if (this.party) {
       const r = await control.leaveParty(this.party.party_id).catch((e) => {

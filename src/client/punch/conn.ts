@@ -1,6 +1,7 @@
 /**
- * The connection to one peer as a pure state machine (DESIGN.md "Client library and agent", STYLE.md §2.5):
- * no sockets, no timers. The agent feeds it events with the current time and performs the actions it returns.
+ * The connection to one peer as a pure state machine, an explicit union of states plus a transition function
+ * that takes `now`: no sockets, no timers. The agent feeds it events with the current time and performs the
+ * actions it returns.
  *
  *   punching ──traffic──▶ direct ──silence > lostMs──▶ punching
  *      │ no traffic within directTimeoutMs, a symmetric NAT, or no endpoint to punch

@@ -1,0 +1,326 @@
+// The agent (src/client/agent/agent.ts) with every dependency faked (agent-fakes.ts): the test plays the control
+// server, WireGuard and the relay, moves a manual clock, and checks what the agent tells WireGuard, the server and
+// the user. The same flows run for real, behind Linux NATs, in test/e2e/agent.test.ts.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
+import { REJOIN_RETRY_MS } from '../../src/client/agent/agent.ts'
+import { ControlMissingError, ControlUnreachableError } from '../../src/client/control/errors.ts'
+import { DEFAULT_TIMING } from '../../src/client/punch/conn.ts'
+import { AgentWorld, member, offerFor, PARTY_ID, POLL_MS, RELAY, type Member } from './agent-fakes.ts'
+
+const T = DEFAULT_TIMING
+
+// Anything that escapes the agent's loops ends up here; every test asserts that nothing did.
+const escaped: unknown[] = []
+const onEscape = (e: unknown) => void escaped.push(e)
+beforeAll(() => {
+  process.on('unhandledRejection', onEscape)
+  process.on('uncaughtException', onEscape)
+})
+afterAll(() => {
+  process.off('unhandledRejection', onEscape)
+  process.off('uncaughtException', onEscape)
+})
+const worlds: AgentWorld[] = []
+afterEach(async () => {
+  for (const w of worlds.splice(0)) await w.agent.stop()
+  expect(escaped.splice(0)).toEqual([])
+})
+
+async function started(self?: Member, opts?: ConstructorParameters<typeof AgentWorld>[1]) {
+  const w = new AgentWorld(self, opts)
+  worlds.push(w)
+  await w.start()
+  return w
+}
+
+/** `b` joins, both punch at the agreed moment and the handshake completes: the pair is direct. */
+async function direct(w: AgentWorld, b: Member) {
+  w.control.join(b)
+  await w.poll()
+  await w.advance(T.punchLeadMs)
+  w.wg.traffic(b.publicKey, w.now)
+  await w.advance(POLL_MS)
+  expect(w.pathOf(b.peerId)).toBe('direct')
+}
+
+describe('agent: joining', () => {
+  test('join: registers, learns its mapping, joins, brings the interface up with its virtual IP', async () => {
+    const w = await started()
+    expect(w.lines).toEqual([`party_id: ${PARTY_ID}`, `virtual_ip: ${w.self.info.virtual_ip}`])
+    expect(w.wg.address).toBe(`${w.self.info.virtual_ip}/16`)
+    expect(w.wg.isUp).toBe(true)
+    expect(w.control.joins).toBe(1)
+    // What STUN said is what the server was told.
+    expect(w.control.party.peers[w.self.peerId]).toMatchObject({ public_endpoint: w.nat.publicEndpoint, nat_type: w.nat.natType })
+    expect(w.status).toMatchObject({
+      interface: 'lrtest0',
+      listen_port: 51820,
+      party: { party_id: PARTY_ID, name: 'friday' },
+      self: { peer_id: w.self.peerId, virtual_ip: w.self.info.virtual_ip, public_endpoint: w.nat.publicEndpoint, nat_type: w.nat.natType },
+      peers: [],
+    })
+  })
+
+  test('create: the party carries the name, and members already listed are connected', async () => {
+    const w = new AgentWorld(member(), { party: { create: 'lan night', maxPeers: 8 } })
+    worlds.push(w)
+    const b = member()
+    w.control.party.peers[b.peerId] = b.info
+    await w.start()
+    expect(w.status?.party?.name).toBe('lan night')
+    expect(w.status?.peers.map((p) => p.peer_id)).toEqual([b.peerId])
+    expect(w.control.signals.map((s) => s.type)).toEqual(['punch'])
+  })
+
+  test('no relay registered: no STUN, the agent still joins with an unknown NAT', async () => {
+    const w = new AgentWorld()
+    worlds.push(w)
+    w.relays = []
+    await w.start()
+    expect(w.status?.self).toMatchObject({ public_endpoint: null, nat_type: 'unknown' })
+    expect(w.logs.join('\n')).toContain('no relay registered')
+  })
+
+  test('STUN failing is a warning: the agent joins and relies on the relay', async () => {
+    const w = new AgentWorld()
+    worlds.push(w)
+    const d = w as unknown as { agent: { deps: { detectNat: () => Promise<never> } } }
+    d.agent.deps.detectNat = () => Promise.reject(new Error('no STUN answer'))
+    await w.start()
+    expect(w.status?.self?.nat_type).toBe('unknown')
+    expect(w.logs.join('\n')).toContain('STUN failed')
+  })
+})
+
+describe('agent: peers', () => {
+  test('peer arrives and the punch succeeds: punch signal, endpoint at the agreed moment, direct on traffic', async () => {
+    const w = await started()
+    const b = member()
+    w.control.join(b)
+    await w.poll()
+    const punch = w.control.signals[0]!
+    expect(punch).toMatchObject({ to: b.peerId, type: 'punch', data: { endpoint: w.nat.publicEndpoint } })
+    const at = (punch.data as { at: number }).at
+    expect(at).toBe(w.now + T.punchLeadMs)
+    // Not in WireGuard before the moment: a peer without an endpoint would still cost a handshake attempt.
+    expect(w.wg.peers.has(b.publicKey)).toBe(false)
+    expect(w.pathOf(b.peerId)).toBe('connecting')
+
+    await w.advance(T.punchLeadMs)
+    const wgPeer = w.wg.peers.get(b.publicKey)!
+    expect(wgPeer).toMatchObject({ endpoint: b.info.public_endpoint, allowedIps: [`${b.info.virtual_ip}/32`], persistentKeepalive: 5 })
+
+    w.wg.traffic(b.publicKey, w.now)
+    await w.advance(POLL_MS)
+    expect(w.pathOf(b.peerId)).toBe('direct')
+    expect(w.lines).toContain(`peer ${b.peerId} ${b.info.virtual_ip} direct ${b.info.public_endpoint}`)
+    expect(w.status?.peers[0]).toMatchObject({ endpoint: b.info.public_endpoint, public_endpoint: b.info.public_endpoint, latest_handshake: new Date(w.now - POLL_MS).toISOString() })
+  })
+
+  test('the punch fails: the controlling side asks for a relay and points WireGuard at its session port', async () => {
+    const b = member()
+    const w = await started(member({}, { below: b.peerId })) // our peer id is lower: we ask for the relay
+    w.control.relayAnswer = async (peerId) => offerFor(w.self, b, 'a', w.now, { peer_id: peerId })
+    w.control.join(b)
+    await w.poll()
+    await w.advance(T.punchLeadMs)
+    expect(w.wg.endpointOf(b.publicKey)).toBe(b.info.public_endpoint)
+    // No handshake: after directTimeoutMs the machine gives up on direct.
+    await w.advance(T.directTimeoutMs + POLL_MS)
+    expect(w.control.relayRequests).toEqual([b.peerId])
+    expect(w.allocations).toHaveLength(1)
+    expect(w.allocations[0]!.relay).toEqual({ host: RELAY.host, port: RELAY.port })
+    await w.advance(POLL_MS)
+    expect(w.wg.endpointOf(b.publicKey)).toBe(`${RELAY.host}:50001`)
+    expect(w.pathOf(b.peerId)).toBe('relay')
+    expect(w.lines).toContain(`peer ${b.peerId} ${b.info.virtual_ip} relay ${RELAY.host}:50001`)
+  })
+
+  test('a failed relay request or ALLOCATE is retried after relayRetryMs', async () => {
+    const b = member({ nat_type: 'symmetric' })
+    const w = await started(member({}, { below: b.peerId }))
+    let fail = true
+    w.control.relayAnswer = async (peerId) => offerFor(w.self, b, 'a', w.now, { peer_id: peerId })
+    w.allocateAnswer = async () => {
+      if (fail) throw new Error('relay did not answer')
+      return 50007
+    }
+    w.control.join(b)
+    await w.poll() // symmetric: straight to the relay, no punch
+    expect(w.control.signals).toEqual([])
+    expect(w.control.relayRequests).toHaveLength(1)
+    await w.advance(POLL_MS)
+    expect(w.pathOf(b.peerId)).toBe('connecting')
+    expect(w.logs.join('\n')).toContain('relay allocation failed')
+    fail = false
+    await w.advance(T.relayRetryMs + POLL_MS)
+    expect(w.control.relayRequests).toHaveLength(2)
+    await w.advance(POLL_MS)
+    expect(w.wg.endpointOf(b.publicKey)).toBe(`${RELAY.host}:50007`)
+  })
+
+  test('relay offer from the peer: the controlled side allocates with the offered ticket and does not ask itself', async () => {
+    const b = member({ nat_type: 'symmetric' })
+    const w = await started(member({}, { above: b.peerId })) // the peer's id is lower: it asks, we wait
+    w.control.join(b)
+    await w.poll()
+    expect(w.pathOf(b.peerId)).toBe('connecting')
+    const offer = offerFor(w.self, b, 'b', w.now)
+    w.control.signal(b.peerId, 'relay_offer', offer)
+    await w.advance(POLL_MS)
+    expect(w.allocations.map((a) => a.ticket)).toEqual([offer.ticket])
+    await w.advance(POLL_MS)
+    expect(w.wg.endpointOf(b.publicKey)).toBe(`${RELAY.host}:50001`)
+    expect(w.pathOf(b.peerId)).toBe('relay')
+    await w.advance(T.relayWaitMs * 2)
+    expect(w.control.relayRequests).toEqual([])
+  })
+
+  test('the controlled side asks for a relay itself when no offer came within relayWaitMs', async () => {
+    const b = member({ nat_type: 'symmetric' })
+    const w = await started(member({}, { above: b.peerId }))
+    w.control.relayAnswer = async (peerId) => offerFor(w.self, b, 'a', w.now, { peer_id: peerId })
+    w.control.join(b)
+    await w.poll()
+    await w.advance(T.relayWaitMs - POLL_MS)
+    expect(w.control.relayRequests).toEqual([])
+    await w.advance(2 * POLL_MS)
+    expect(w.control.relayRequests).toEqual([b.peerId])
+    await w.advance(POLL_MS)
+    expect(w.pathOf(b.peerId)).toBe('relay')
+  })
+
+  test('an offer that arrives before the peer_joined event is kept and used once the peer is known', async () => {
+    const b = member({ nat_type: 'symmetric' })
+    const w = await started()
+    const offer = offerFor(w.self, b, 'b', w.now)
+    w.control.signal(b.peerId, 'relay_offer', offer)
+    await w.poll()
+    expect(w.allocations).toEqual([])
+    w.control.join(b)
+    await w.poll()
+    await w.advance(POLL_MS)
+    expect(w.allocations.map((a) => a.ticket)).toContain(offer.ticket)
+  })
+
+  test('peer leaves: removed from WireGuard and from the status, the user is told', async () => {
+    const w = await started()
+    const b = member()
+    await direct(w, b)
+    w.control.emit('peer_left', { party_id: PARTY_ID, peer_id: b.peerId, reason: 'left' })
+    await w.poll()
+    expect(w.wg.peers.has(b.publicKey)).toBe(false)
+    expect(w.status?.peers).toEqual([])
+    expect(w.lines.at(-1)).toBe(`peer ${b.peerId} ${b.info.virtual_ip} left`)
+  })
+
+  test("events of another party are not this agent's business", async () => {
+    const w = await started()
+    const b = member()
+    w.control.emit('peer_joined', { party_id: 'ffffffffffff', peer: b.info })
+    w.control.emit('party_deleted', { party_id: 'ffffffffffff', reason: 'empty' })
+    await w.poll()
+    expect(w.status?.peers).toEqual([])
+  })
+
+  test('peer_updated with a new endpoint restarts the punch towards it', async () => {
+    const w = await started()
+    const b = member()
+    w.control.join(b)
+    await w.poll()
+    const moved = { ...b.info, public_endpoint: '198.51.100.200:41000' }
+    w.control.emit('peer_updated', { party_id: PARTY_ID, peer: moved })
+    await w.poll()
+    await w.advance(T.punchLeadMs * 4)
+    expect(w.wg.endpointOf(b.publicKey)).toBe('198.51.100.200:41000')
+  })
+})
+
+describe('agent: the server', () => {
+  test('server drops us (heartbeat 404 PEER_NOT_FOUND) → rejoin, keep the peers, retry while it fails', async () => {
+    const w = await started()
+    const b = member()
+    await direct(w, b)
+    w.control.joinAnswers.push(new ControlUnreachableError('control server down'))
+    const dropped = () => w.control.emit('error', { where: `heartbeat ${PARTY_ID}`, error: new ControlMissingError('not a member', 'PEER_NOT_FOUND') })
+    dropped()
+    await w.poll()
+    expect(w.control.joins).toBe(2)
+    expect(w.logs.join('\n')).toContain('rejoining failed')
+    // Heartbeats keep failing while the rejoin waits for its retry: still one rejoin at a time.
+    dropped()
+    dropped()
+    await w.poll()
+    expect(w.control.joins).toBe(2)
+    await w.advance(REJOIN_RETRY_MS)
+    expect(w.control.joins).toBe(3)
+    await w.poll()
+    expect(w.pathOf(b.peerId)).toBe('direct')
+    expect(w.wg.peers.has(b.publicKey)).toBe(true)
+  })
+
+  test('a rejoin that gets a new virtual IP moves the interface address', async () => {
+    const w = await started()
+    const moved = structuredClone(w.control.party)
+    moved.peers[w.self.peerId] = { ...w.self.info, virtual_ip: '10.66.9.9' }
+    w.control.joinAnswers.push(moved)
+    w.control.emit('error', { where: `heartbeat ${PARTY_ID}`, error: new ControlMissingError('not a member', 'PEER_NOT_FOUND') })
+    await w.poll()
+    expect(w.wg.address).toBe('10.66.9.9/16')
+    expect(w.lines.at(-1)).toBe('virtual_ip: 10.66.9.9')
+  })
+
+  test('party gone (heartbeat 404 PARTY_NOT_FOUND) or deleted: the agent ends and says why', async () => {
+    const w = await started()
+    w.control.emit('error', { where: `heartbeat ${PARTY_ID}`, error: new ControlMissingError('no party', 'PARTY_NOT_FOUND') })
+    expect(await w.agent.ended).toBe(`party ${PARTY_ID} is gone (PARTY_NOT_FOUND)`)
+
+    const v = await started()
+    v.control.emit('party_deleted', { party_id: PARTY_ID, reason: 'host_left' })
+    expect(await v.agent.ended).toBe('party deleted (host_left)')
+    expect(v.lines.at(-1)).toBe('party deleted: host_left')
+  })
+
+  test('live channel reconnected: the member list is read again and peers that left meanwhile are removed', async () => {
+    const w = await started()
+    const b = member()
+    const c = member()
+    await direct(w, b)
+    w.control.join(c)
+    await w.poll()
+    delete w.control.party.peers[b.peerId]
+    w.control.emit('connected', { peer_id: w.self.peerId, parties: [PARTY_ID], reconnect: true })
+    await w.poll()
+    expect(w.status?.peers.map((p) => p.peer_id)).toEqual([c.peerId])
+    expect(w.wg.peers.has(b.publicKey)).toBe(false)
+  })
+
+  test('stop: leaves the party, deletes the interface, closes the control plane, stops the loop', async () => {
+    const w = new AgentWorld()
+    await w.start()
+    await w.agent.stop()
+    await w.agent.stop()
+    expect(w.control.left).toEqual([PARTY_ID])
+    expect(w.wg.deleted).toBe(true)
+    expect(w.control.closed).toBe(true)
+    expect(w.timers.count).toBe(0)
+  })
+})
+
+describe('agent: nothing escapes its loops', () => {
+  test('a WireGuard command that fails for one peer costs neither the other peers nor the next pass', async () => {
+    const w = await started()
+    const b = member()
+    const c = member()
+    w.wg.failSetPeer = (p) => (p.publicKey === b.publicKey ? new Error('wg set failed') : null)
+    w.control.join(b)
+    w.control.join(c)
+    await w.poll()
+    await w.advance(T.punchLeadMs)
+    expect(w.wg.endpointOf(c.publicKey)).toBe(c.info.public_endpoint)
+    expect(w.logs.join('\n')).toContain('wg set failed')
+    w.wg.failStatus = true
+    await w.advance(POLL_MS)
+    expect(w.logs.join('\n')).toContain('reading WireGuard status failed')
+  })
+})
