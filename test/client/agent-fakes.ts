@@ -162,7 +162,7 @@ export class FakeControl implements ControlPlane {
   async heartbeat() {}
   async sendSignal(partyId: string, to: string, type: string, data: unknown): Promise<Signal> {
     this.signals.push({ to, type, data })
-    return { id: String(this.signals.length), party_id: partyId, from_peer_id: this.self.peerId, to_peer_id: to, type, data, created_at: new Date(0).toISOString() }
+    return { id: this.signals.length.toString(16).padStart(16, '0'), party_id: partyId, from_peer_id: this.self.peerId, to_peer_id: to, type, data, created_at: new Date(0).toISOString() }
   }
   async getSignals() {
     return []
@@ -179,7 +179,8 @@ export class FakeControl implements ControlPlane {
   }
   /** A signal from `from` to us, as the live channel delivers it. */
   signal(from: string, type: string, data: unknown, partyId = PARTY_ID) {
-    this.emit('signal', { party_id: partyId, signal: { id: 's', party_id: partyId, from_peer_id: from, to_peer_id: this.self.peerId, type, data, created_at: new Date(0).toISOString() } })
+    const id = Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString('hex')
+    this.emit('signal', { party_id: partyId, signal: { id, party_id: partyId, from_peer_id: from, to_peer_id: this.self.peerId, type, data, created_at: new Date(0).toISOString() } })
   }
   /** A member joins: the server lists it and tells us. */
   join(m: Member) {

@@ -2,10 +2,12 @@
 // server, WireGuard and the relay, moves a manual clock, and checks what the agent tells WireGuard, the server and
 // the user. The same flows run for real, behind Linux NATs, in test/e2e/agent.test.ts.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { REJOIN_RETRY_MS } from '../../src/client/agent/agent.ts'
+import { RELAY_LIST_REFRESH_MS, REJOIN_RETRY_MS } from '../../src/client/agent/agent.ts'
 import { ControlMissingError, ControlUnreachableError } from '../../src/client/control/errors.ts'
 import { DEFAULT_TIMING } from '../../src/client/punch/conn.ts'
-import { AgentWorld, member, offerFor, PARTY_ID, POLL_MS, RELAY, type Member } from './agent-fakes.ts'
+import type { PeerInfo } from '../../src/shared/api.ts'
+import { LanrageError } from '../../src/shared/errors.ts'
+import { AgentWorld, member, offerFor, PARTY_ID, POLL_MS, RELAY, RELAY_ID, settle, type Member } from './agent-fakes.ts'
 
 const T = DEFAULT_TIMING
 
@@ -322,5 +324,251 @@ describe('agent: nothing escapes its loops', () => {
     w.wg.failStatus = true
     await w.advance(POLL_MS)
     expect(w.logs.join('\n')).toContain('reading WireGuard status failed')
+  })
+})
+
+// Hostile input through the fakes: forged signals from a member, broken records from a server, odd answers from
+// STUN and the relay. Each is dropped and logged; nothing is sent anywhere because of it, no WireGuard peer goes.
+describe('agent: hostile input from the network', () => {
+  const THIRD = '192.0.2.66' // the address an attacker wants the victim to send to
+
+  /** A world where `b` is a member (we are its relay's controlled side) and every WireGuard op is recorded. */
+  async function withMember(bOver: Partial<PeerInfo> = { nat_type: 'symmetric' }) {
+    const b = member(bOver)
+    const w = await started(member({}, { above: b.peerId }))
+    w.control.join(b)
+    await w.poll()
+    return { w, b }
+  }
+  const endpointsSet = (w: AgentWorld) => w.wg.ops.filter((o) => o.startsWith('set ')).map((o) => o.split(' ')[2]!).filter((e) => e !== '-')
+
+  test('forged relay offers make the agent send no ALLOCATE anywhere; a genuine one still works after them', async () => {
+    const { w, b } = await withMember()
+    const c = member()
+    w.control.join(c)
+    await w.poll()
+    let relayLists = 0
+    const d = (w.agent as unknown as { deps: { listRelays: () => Promise<unknown> } }).deps
+    const list = d.listRelays
+    d.listRelays = () => (relayLists++, list())
+    await w.advance(RELAY_LIST_REFRESH_MS) // the list read at start is no longer fresh
+    const good = () => offerFor(w.self, b, 'b', w.now)
+    const forged: [string, unknown][] = [
+      ['a relay the server does not list', { ...good(), relay: { ...good().relay, public_ip: THIRD, port: 9999 } }],
+      ['a listed relay address under another relay id', { ...good(), relay: { ...good().relay, relay_id: 'ffffffffffffffff' } }],
+      ['about another member', offerFor(w.self, b, 'b', w.now, { peer_id: c.peerId })],
+      ["the sender's own ticket (holder is not this machine)", offerFor(b, w.self, 'b', w.now, { peer_id: b.peerId })],
+      ["a ticket whose other side is not the sender", offerFor(w.self, c, 'b', w.now, { peer_id: b.peerId })],
+      ['the side swapped', { ...good(), side: 'a' }],
+      ['another session id', { ...good(), session_id: 'ab'.repeat(16) }],
+      ['an expired ticket', offerFor(w.self, b, 'b', w.now - 400_000)],
+      ['a ticket that is not one', { ...good(), ticket: 'AAAA' }],
+      ['port 0', { ...good(), relay: { ...good().relay, port: 0 } }],
+      ['port 70000', { ...good(), relay: { ...good().relay, port: 70000 } }],
+      ['no address', { ...good(), relay: { ...good().relay, public_ip: '999.999.999.999' } }],
+      ['missing fields', { ticket: good().ticket }],
+      ['null', null],
+      ['a string', 'relay me'],
+      ['an array', [good()]],
+    ]
+    for (const [, data] of forged) w.control.signal(b.peerId, 'relay_offer', data)
+    await w.advance(POLL_MS)
+    await w.advance(POLL_MS)
+    expect(w.allocations).toEqual([])
+    expect(w.logs.filter((l) => l.includes('dropped a relay offer') || l.includes('dropped a signal')).length).toBe(forged.length)
+    // The unlisted relay made the agent read the list again, once, not once per forged offer.
+    expect(relayLists).toBe(1)
+    expect(endpointsSet(w).some((e) => e?.startsWith(THIRD))).toBe(false)
+
+    const offer = good()
+    w.control.signal(b.peerId, 'relay_offer', offer)
+    await w.advance(POLL_MS)
+    await w.advance(POLL_MS)
+    expect(w.allocations.map((a) => a.relay)).toEqual([{ host: RELAY.host, port: RELAY.port }])
+    expect(w.pathOf(b.peerId)).toBe('relay')
+  })
+
+  test('a relay registered after the agent started is found by reading the list again', async () => {
+    const { w, b } = await withMember()
+    const newRelay = { host: '203.0.113.11', port: 3478 }
+    w.relays = [RELAY, newRelay]
+    await w.advance(RELAY_LIST_REFRESH_MS)
+    w.control.signal(b.peerId, 'relay_offer', offerFor(w.self, b, 'b', w.now, { relay: { relay_id: RELAY_ID, public_ip: newRelay.host, port: newRelay.port, region: 'x' } }))
+    await w.advance(POLL_MS)
+    await w.advance(POLL_MS)
+    expect(w.allocations.map((a) => a.relay)).toEqual([newRelay])
+  })
+
+  test("our own relay request answered with an offer for someone else: no ALLOCATE, the request is made again", async () => {
+    const b = member({ nat_type: 'symmetric' })
+    const w = await started(member({}, { below: b.peerId }))
+    let forged = true
+    w.control.relayAnswer = async (peerId) => (forged ? offerFor(w.self, b, 'a', w.now, { relay: { relay_id: RELAY_ID, public_ip: THIRD, port: 9 , region: 'x' } }) : offerFor(w.self, b, 'a', w.now, { peer_id: peerId }))
+    w.control.join(b)
+    await w.poll()
+    await w.advance(POLL_MS)
+    expect(w.control.relayRequests).toHaveLength(1)
+    expect(w.allocations).toEqual([])
+    forged = false
+    await w.advance(T.relayRetryMs + POLL_MS)
+    await w.advance(POLL_MS)
+    expect(w.control.relayRequests).toHaveLength(2)
+    expect(w.allocations.map((a) => a.relay.host)).toEqual([RELAY.host])
+    expect(w.pathOf(b.peerId)).toBe('relay')
+  })
+
+  test('a relay that answers ALLOCATE with port 0 is a failed allocation, not an endpoint', async () => {
+    const { w, b } = await withMember()
+    w.allocateAnswer = async () => 0
+    w.control.signal(b.peerId, 'relay_offer', offerFor(w.self, b, 'b', w.now))
+    await w.advance(POLL_MS)
+    await w.advance(POLL_MS)
+    expect(w.allocations).toHaveLength(1)
+    expect(w.wg.peers.has(b.publicKey)).toBe(false)
+    expect(w.logs.join('\n')).toContain('the relay answered session port 0')
+  })
+
+  test('punch signals with bad or foreign endpoints are dropped: WireGuard is never pointed at them', async () => {
+    const w = await started()
+    const b = member()
+    w.control.join(b)
+    await w.poll()
+    const bad: unknown[] = [
+      { at: w.now, endpoint: '999.999.999.999:99999' },
+      { at: w.now, endpoint: '198.51.100.7:0' },
+      { at: w.now, endpoint: `${THIRD}:51820` }, // well formed, but not b's endpoint as the server lists it
+      { at: 'soon', endpoint: b.info.public_endpoint },
+      { at: -5, endpoint: b.info.public_endpoint },
+      { at: 1e300, endpoint: b.info.public_endpoint },
+      { endpoint: b.info.public_endpoint },
+      null,
+      'punch!',
+    ]
+    for (const data of bad) w.control.signal(b.peerId, 'punch', data)
+    // Well-formed, but not from b to us in this party.
+    const hostile = w.control as unknown as { emit(type: string, e: unknown): void }
+    const sig = (over: object) => ({ id: '00000000000000aa', party_id: PARTY_ID, from_peer_id: b.peerId, to_peer_id: w.self.peerId, type: 'punch', data: { at: w.now, endpoint: `${THIRD}:1` }, created_at: '', ...over })
+    hostile.emit('signal', { party_id: PARTY_ID, signal: sig({ to_peer_id: b.peerId }) })
+    hostile.emit('signal', { party_id: PARTY_ID, signal: sig({ from_peer_id: w.self.peerId }) })
+    hostile.emit('signal', { party_id: PARTY_ID, signal: sig({ party_id: 'ffffffffffff' }) })
+    hostile.emit('signal', { party_id: PARTY_ID, signal: sig({ type: 'relay_offer\x1b[2J' }) })
+    await w.advance(T.punchLeadMs * 4)
+    expect(endpointsSet(w)).toEqual([b.info.public_endpoint!])
+    expect(w.logs.filter((l) => l.includes('dropped a punch') || l.includes('dropped a signal')).length).toBe(bad.length + 4)
+    // Nothing raw from the network reached the log lines.
+    expect(w.logs.join('\n')).not.toContain('\x1b')
+  })
+
+  test('member records that fail the checks are dropped; a known member keeps its WireGuard peer', async () => {
+    const w = await started()
+    const b = member()
+    await direct(w, b)
+    const x = member()
+    const y = member()
+    const broken: unknown[] = [
+      { ...x.info, public_endpoint: '999.999.999.999:99999' },
+      { ...x.info, public_endpoint: '198.51.100.9:0' },
+      { ...x.info, public_key: y.publicKey }, // x's id with y's key
+      { ...x.info, virtual_ip: '8.8.8.8' }, // would route 8.8.8.8 into the tunnel
+      { ...x.info, virtual_ip: '0.0.0.0/0' },
+      { ...x.info, nat_type: 'wide_open' },
+      { ...x.info, local_endpoints: 'all' },
+      null,
+      42,
+    ]
+    const hostile = w.control as unknown as { emit(type: string, e: unknown): void }
+    for (const peer of broken) hostile.emit('peer_joined', { party_id: PARTY_ID, peer })
+    // Updates for b that fail the checks leave b as it was.
+    hostile.emit('peer_updated', { party_id: PARTY_ID, peer: { ...b.info, public_endpoint: `${THIRD}:0` } })
+    hostile.emit('peer_updated', { party_id: PARTY_ID, peer: { peer_id: b.peerId } })
+    hostile.emit('peer_left', { party_id: PARTY_ID })
+    hostile.emit('peer_left', { party_id: PARTY_ID, peer_id: { toString: null } })
+    await w.advance(POLL_MS)
+    expect(w.status?.peers.map((p) => p.peer_id)).toEqual([b.peerId])
+    expect(w.logs.filter((l) => l.includes('dropped a member record')).length).toBe(broken.length + 2)
+    expect(w.wg.peers.get(b.publicKey)?.endpoint).toBe(b.info.public_endpoint)
+    w.wg.traffic(b.publicKey, w.now)
+    await w.advance(POLL_MS)
+    expect(w.pathOf(b.peerId)).toBe('direct')
+  })
+
+  test('a member list after a reconnect that fails the checks removes nobody', async () => {
+    const w = await started()
+    const b = member()
+    await direct(w, b)
+    for (const answer of [null, 'peers', [b.info], { [b.peerId]: { ...b.info, public_key: member().publicKey } }]) {
+      w.control.peersAnswer = async () => answer as never
+      w.control.emit('connected', { peer_id: w.self.peerId, parties: [PARTY_ID], reconnect: true })
+      await w.poll()
+      expect(w.wg.peers.has(b.publicKey)).toBe(true)
+    }
+    expect(w.status?.peers.map((p) => p.peer_id)).toEqual([b.peerId])
+  })
+
+  test('a party answer that cannot be used ends start with one clear error, and the agent leaves that party', async () => {
+    const w = new AgentWorld()
+    worlds.push(w)
+    const bad = structuredClone(w.control.party)
+    bad.peers[w.self.peerId] = { ...w.self.info, virtual_ip: '192.168.1.1' }
+    w.control.joinAnswers.push(bad)
+    const err = await w.agent.start().catch((e) => e)
+    expect(err).toBeInstanceOf(LanrageError)
+    expect(err.code).toBe('CONTROL_PROTOCOL')
+    expect(err.message).toContain('does not list this peer')
+    expect(w.control.left).toEqual([PARTY_ID])
+    expect(w.iface).toBeNull()
+  })
+
+  test('members with broken records in the party answer are left out; the others connect', async () => {
+    const w = new AgentWorld()
+    worlds.push(w)
+    const b = member()
+    const x = member()
+    w.control.party.peers[b.peerId] = b.info
+    w.control.party.peers[x.peerId] = { ...x.info, public_endpoint: '1.2.3.4:99999' }
+    await w.start()
+    expect(w.status?.peers.map((p) => p.peer_id)).toEqual([b.peerId])
+    expect(w.logs.join('\n')).toContain('member left out')
+  })
+
+  test('an unusable STUN mapping (port 0) is no mapping; relays with unusable addresses are left out', async () => {
+    const w = new AgentWorld()
+    worlds.push(w)
+    w.nat = { publicEndpoint: '198.51.100.1:0', natType: 'full_cone' }
+    w.relays = [{ host: 'relay.example', port: 3478 }, { host: RELAY.host, port: 0 }, RELAY]
+    await w.start()
+    expect(w.status?.self).toMatchObject({ public_endpoint: null, nat_type: 'unknown' })
+    expect(w.control.party.peers[w.self.peerId]?.public_endpoint).toBeNull()
+    expect(w.logs.filter((l) => l.includes('left out a relay')).length).toBe(2)
+  })
+
+  test('a registration under another peer id than the key gives is refused', async () => {
+    const w = new AgentWorld()
+    worlds.push(w)
+    w.control.register = async () => 'ffffffffffffffff'
+    const err = await w.agent.start().catch((e) => e)
+    expect(err).toBeInstanceOf(LanrageError)
+    expect(err.code).toBe('CONTROL_PROTOCOL')
+  })
+  test('events whose shape is wrong are dropped: no exception reaches the emitter, the peers stay', async () => {
+    const w = await started()
+    const b = member()
+    await direct(w, b)
+    const hostile = w.control as unknown as { emit(type: string, e: unknown): void }
+    hostile.emit('signal', { party_id: PARTY_ID, signal: null })
+    hostile.emit('peer_joined', { party_id: PARTY_ID, peer: null })
+    hostile.emit('peer_updated', { party_id: PARTY_ID, peer: { peer_id: b.peerId } })
+    hostile.emit('peer_left', { party_id: PARTY_ID })
+    await w.advance(POLL_MS)
+    await settle()
+    expect(w.wg.peers.has(b.publicKey)).toBe(true)
+    w.wg.traffic(b.publicKey, w.now)
+    await w.advance(POLL_MS)
+    expect(w.pathOf(b.peerId)).toBe('direct')
+    // The loop still takes new members.
+    const c = member()
+    w.control.join(c)
+    await w.poll()
+    expect(w.status?.peers.map((p) => p.peer_id)).toContain(c.peerId)
   })
 })

@@ -10,9 +10,16 @@
  * relay allocations) and ticks every machine. Slow network calls (relay tickets, ALLOCATE, signals) run in the
  * background and report back through the queue, so no two steps of a machine ever interleave.
  */
+import { Value } from '@sinclair/typebox/value'
+import { Endpoint, IpAddress, PartyId, Port } from '../../shared/api.ts'
+import { LanrageError } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/log.ts'
 import { safeText } from '../../shared/terminal.ts'
 import type { ControlEventName, ControlEvents, ControlPlane, NatType, PartyInfo, PeerInfo, RelayOffer } from '../control/types.ts'
+import { peerIdOf } from '../control/remote.ts'
+import { parsePrivateKey, publicKeyOf } from '../wireguard/keys.ts'
+import type { Subnet } from '../../shared/ipv4.ts'
+import { checkOffer, checkParty, checkPeer, checkPeers, checkPunch, checkSignal } from './inbound.ts'
 import { localEndpoints } from '../nat/detect.ts'
 import { ControlMissingError } from '../control/errors.ts'
 import { type ConnAction, type ConnContext, type ConnEvent, type ConnState, DEFAULT_TIMING, type ConnTiming, pathOf, startConn, stepConn } from '../punch/conn.ts'
@@ -25,6 +32,8 @@ export const POLL_MS = 200
  * mapping after ~30 s) and gives the state machine a packet to see at least this often.
  */
 export const KEEPALIVE_S = 5
+/** An offer naming a relay not in the agent's list makes it read GET /relays again, at most this often. */
+export const RELAY_LIST_REFRESH_MS = 10_000
 /** A failed rejoin (server unreachable, say) is tried again this much later. */
 export const REJOIN_RETRY_MS = 5000
 
@@ -153,7 +162,7 @@ type Queued =
   | { kind: 'conn'; peerId: string; ev: ConnEvent }
   | { kind: 'offer'; offer: RelayOffer; requester: string }
 
-const queuedPeer = (q: Queued) => (q.kind === 'peer' ? q.peer?.peer_id : q.kind === 'left' || q.kind === 'conn' ? q.peerId : q.kind === 'offer' ? q.requester : null)
+const queuedPeer = (q: Queued) => (q.kind === 'peer' ? q.peer.peer_id : q.kind === 'left' || q.kind === 'conn' ? q.peerId : q.kind === 'offer' ? q.requester : null)
 
 /** Prefix length of "10.66.0.0/16" → "/16" for the interface address. */
 const prefixOf = (subnet: string) => subnet.split('/')[1] ?? '16'
@@ -178,6 +187,11 @@ export class Agent {
   private offs: (() => void)[] = []
   private stopped = false
   private rejoining = false
+  private relaysFetchedAt = -Infinity
+  /** The party's subnet, once the party is known (member records are checked against it). */
+  private subnet: Subnet | null = null
+  /** This machine's WireGuard public key: the holder every relay ticket for us must name. */
+  private readonly selfKey: Uint8Array
   private lastStatus = ''
   /** Resolves when the agent ends on its own (party deleted); stop() is the other way out. */
   readonly ended: Promise<string>
@@ -189,6 +203,7 @@ export class Agent {
   ) {
     this.ended = new Promise((r) => (this.end = r))
     this.timers = deps.timers ?? realTimers
+    this.selfKey = publicKeyOf(parsePrivateKey(opts.privateKey))
   }
 
   get partyId() {
@@ -198,29 +213,42 @@ export class Agent {
   async start(): Promise<void> {
     const { control, log } = this.deps
     this.selfId = await control.register()
+    if (this.selfId !== peerIdOf(this.selfKey))
+      throw new LanrageError('CONTROL_PROTOCOL', `the control plane registered this machine as ${this.selfId}, but its key gives ${peerIdOf(this.selfKey)}`, 502)
     log.info('registered', { peer_id: this.selfId })
     this.listen()
-    this.relays = await this.deps.listRelays().catch((e) => {
-      log.warn('could not list relays', { error: e })
-      return []
-    })
+    this.relays = await this.fetchRelays()
     if (this.relays.length) {
       this.nat = await this.deps.detectNat(this.opts.listenPort, stunTargets(this.relays)).catch((e) => {
         log.warn('STUN failed; peers will be reached through the relay', { error: e })
         return { publicEndpoint: null, natType: 'unknown' as NatType }
       })
+      // The mapping came back in a STUN answer: an endpoint no peer could send to (port 0, say) is no mapping.
+      if (this.nat.publicEndpoint !== null && !Value.Check(Endpoint, this.nat.publicEndpoint)) {
+        log.warn('STUN gave an unusable public endpoint; peers will be reached through the relay', { endpoint: this.nat.publicEndpoint })
+        this.nat = { publicEndpoint: null, natType: 'unknown' }
+      }
     } else log.warn('no relay registered: no STUN, no relaying; only peers that reach us directly will connect')
     log.info('public mapping', { endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType, listen_port: this.opts.listenPort })
 
     const peerInfo = this.peerInfo()
     const p = this.opts.party
-    this.party =
+    const raw: unknown =
       'create' in p
         ? await control.createParty(p.create, { password: this.opts.password, max_peers: p.maxPeers, peer_info: peerInfo })
         : await control.joinParty(p.join, { password: this.opts.password, peer_info: peerInfo })
+    const checked = checkParty(raw, this.selfId)
+    if (!checked.ok) {
+      // We are a member now: leave again rather than hold a place we cannot use.
+      const id = (raw as { party_id?: unknown } | null)?.party_id
+      if (typeof id === 'string' && Value.Check(PartyId, id)) await control.leaveParty(id).catch(() => {})
+      throw new LanrageError('CONTROL_PROTOCOL', `the control server's answer cannot be used: ${checked.error}`, 502)
+    }
+    for (const why of checked.value.dropped) log.warn('member left out: its record fails the checks', { error: why })
+    this.party = checked.value.party
+    this.subnet = checked.value.subnet
     this.say(`party_id: ${this.party.party_id}`)
-    const me = this.party.peers[this.selfId]
-    if (!me) throw new Error(`the control server's party ${this.party.party_id} does not list this peer ${this.selfId}`)
+    const me = this.party.peers[this.selfId]!
     this.say(`virtual_ip: ${me.virtual_ip}`)
 
     const iface = await this.deps.createInterface(this.opts.interfaceName)
@@ -231,7 +259,7 @@ export class Agent {
     log.info('interface up', { name: iface.name, address: me.virtual_ip })
 
     for (const peer of Object.values(this.party.peers)) if (peer.peer_id !== this.selfId) this.queue.push({ kind: 'peer', peer })
-    for (const { partyId, q } of this.beforeParty.splice(0)) if (partyId === this.party.party_id) this.queue.push(q)
+    for (const { partyId, q } of this.beforeParty.splice(0)) if (partyId === this.party.party_id) this.push(q)
     this.cancelPoll = this.timers.every(POLL_MS, () => void this.poll())
     await this.poll()
   }
@@ -260,10 +288,13 @@ export class Agent {
       return
     }
     try {
-      const party = await control.joinParty(partyId, { password: this.opts.password, peer_info: this.peerInfo() })
+      const checked = checkParty(await control.joinParty(partyId, { password: this.opts.password, peer_info: this.peerInfo() }), this.selfId)
+      if (!checked.ok) throw new LanrageError('CONTROL_PROTOCOL', `the control server's answer cannot be used: ${checked.error}`, 502)
+      const party = checked.value.party
       const before = this.party!.peers[this.selfId]?.virtual_ip
       const me = party.peers[this.selfId]!
       this.party = party
+      this.subnet = checked.value.subnet
       if (me.virtual_ip !== before) {
         await this.iface!.setAddress(`${me.virtual_ip}/${prefixOf(party.subnet)}`)
         this.say(`virtual_ip: ${me.virtual_ip}`)
@@ -292,13 +323,15 @@ export class Agent {
     const mine = (partyId: string) => this.party !== null && partyId === this.party.party_id
     // Member events that arrive while createParty/joinParty is still answering are kept, then filtered by party.
     const member = (partyId: string, q: Queued) => {
-      if (mine(partyId)) this.queue.push(q)
+      if (mine(partyId)) this.push(q)
       else if (!this.party && this.beforeParty.length < 256) this.beforeParty.push({ partyId, q })
     }
     this.offs.push(
       on('peer_joined', (e) => member(e.party_id, { kind: 'peer', peer: e.peer })),
       on('peer_updated', (e) => member(e.party_id, { kind: 'peer', peer: e.peer })),
-      on('peer_left', (e) => member(e.party_id, { kind: 'left', peerId: e.peer_id })),
+      on('peer_left', (e) => {
+        if (typeof e.peer_id === 'string') member(e.party_id, { kind: 'left', peerId: e.peer_id })
+      }),
       on('party_deleted', (e) => {
         if (!mine(e.party_id)) return
         log.warn('party deleted', { party_id: e.party_id, reason: e.reason })
@@ -308,20 +341,21 @@ export class Agent {
       on('signal', (e) => {
         // Signals may arrive before createParty/joinParty returns (the peer saw us join first): keep them.
         if (this.party && !mine(e.party_id)) return
-        const s = e.signal
-        const data = (s.data ?? {}) as Record<string, unknown>
-        if (s.type === 'punch' && typeof data.at === 'number' && typeof data.endpoint === 'string') {
-          this.enqueue({ kind: 'conn', peerId: s.from_peer_id, ev: { type: 'punch', at: data.at, endpoint: data.endpoint } })
-        } else if (s.type === 'relay_offer' && typeof data.ticket === 'string' && data.relay && typeof data.session_id === 'string') {
-          this.enqueue({ kind: 'offer', offer: data as unknown as RelayOffer, requester: s.from_peer_id })
-        } else log.debug('ignoring signal', { type: s.type, from: s.from_peer_id })
+        const r = checkSignal(e.signal)
+        if (!r.ok) return log.warn('dropped a signal that fails the checks', { error: r.error })
+        const s = r.value
+        if (s.party_id !== e.party_id || s.to_peer_id !== this.selfId || s.from_peer_id === this.selfId)
+          return log.warn('dropped a signal that is not addressed to this peer in this party', { from: s.from_peer_id, to: s.to_peer_id })
+        // Whether the data fits the member it came from (its endpoint, its relay session) is checked once it is known.
+        if (s.type === 'punch') this.enqueue({ kind: 'conn', peerId: s.from_peer_id, ev: { type: 'punch', at: s.data.at, endpoint: s.data.endpoint } })
+        else this.enqueue({ kind: 'offer', offer: s.data, requester: s.from_peer_id })
       }),
       on('connected', (e) => {
         if (!e.reconnect || !this.party) return
         log.info('control channel reconnected; resynchronising members')
         control
           .getPeers(this.party.party_id)
-          .then((peers) => this.queue.push({ kind: 'sync', peers }))
+          .then((peers) => this.push({ kind: 'sync', peers }))
           .catch((err) => log.warn('resynchronising members failed', { error: err }))
       }),
       on('error', (e) => {
@@ -330,6 +364,19 @@ export class Agent {
         if (this.party && e.where === `heartbeat ${this.party.party_id}` && e.error instanceof ControlMissingError) void this.rejoin(e.error.serverCode)
       }),
     )
+  }
+
+  /**
+   * Queues an event for the next pass. Member records are checked here, against the party subnet (events that
+   * came before the party are held in beforeParty unchecked and pass through here once it is known).
+   */
+  private push(q: Queued) {
+    if (q.kind === 'peer') {
+      const r = checkPeer(q.peer, this.subnet!)
+      if (!r.ok) return this.deps.log.warn('dropped a member record that fails the checks', { error: r.error })
+      q = { kind: 'peer', peer: r.value }
+    }
+    this.queue.push(q)
   }
 
   private enqueue(q: Queued & { peerId?: string }) {
@@ -395,14 +442,21 @@ export class Agent {
     if (q.kind === 'peer') return this.upsertPeer(q.peer, now)
     if (q.kind === 'left') return this.removePeer(q.peerId, 'left')
     if (q.kind === 'sync') {
-      for (const id of [...this.peers.keys()]) if (!q.peers[id]) await this.removePeer(id, 'left')
-      for (const p of Object.values(q.peers)) await this.upsertPeer(p, now)
+      const list = checkPeers(q.peers, this.subnet!)
+      if (!list.ok) return this.deps.log.warn('dropped a member list that fails the checks', { error: list.error })
+      for (const why of list.value.dropped) this.deps.log.warn('member left out: its record fails the checks', { error: why })
+      // Removed: members the list no longer names. A member named with a record that fails is kept as it was.
+      for (const id of [...this.peers.keys()]) if (!Object.hasOwn(q.peers, id)) await this.removePeer(id, 'left')
+      for (const p of Object.values(list.value.peers)) await this.upsertPeer(p, now)
       return
     }
     const peer = this.peers.get(q.kind === 'conn' ? q.peerId : q.requester)
     if (!peer) return
     if (q.kind === 'conn') {
-      if (q.ev.type === 'punch') peer.ctx.peerEndpoint = q.ev.endpoint
+      if (q.ev.type === 'punch') {
+        const wrong = checkPunch(q.ev.endpoint, peer.info)
+        if (wrong) return this.deps.log.warn('dropped a punch signal', { error: wrong })
+      }
       return this.step(peer, q.ev, now)
     }
     this.allocateFor(peer, q.offer, q.requester)
@@ -458,6 +512,12 @@ export class Agent {
     const partyId = this.party!.party_id
     for (const a of actions) {
       if (a.type === 'set-endpoint') {
+        // Every endpoint was checked where it came in; this one last check keeps a WireGuard peer from being
+        // removed below and then not set again because `wg set` refused the endpoint.
+        if (!Value.Check(Endpoint, a.endpoint)) {
+          log.warn('not pointing WireGuard at an unusable endpoint', { peer_id: peer.info.peer_id, endpoint: a.endpoint })
+          continue
+        }
         const base = { publicKey: peer.info.public_key, allowedIps: [`${peer.info.virtual_ip}/32`] }
         // WireGuard sends at most one handshake initiation per REKEY_TIMEOUT (5 s, whitepaper §6.1). A peer that
         // never completed a handshake is re-created, so its first initiation to the new endpoint leaves now
@@ -489,22 +549,71 @@ export class Agent {
     }
   }
 
-  /** ALLOCATE at the relay with our ticket (ours or from the peer's offer), then hand the endpoint to the machine. */
-  private allocateFor(peer: Peer, offer: RelayOffer, requester: string) {
+  /**
+   * ALLOCATE at the relay with our ticket (from our own request or from the peer's offer), then hands the
+   * endpoint to the machine. The offer is checked first (inbound.ts checkOffer: this session, this machine's key,
+   * the peer's key) and its relay must be one the control server lists: a forged offer makes this machine send
+   * nothing anywhere. A refused offer from our own request counts as a failed request (the machine retries);
+   * a refused `relay_offer` signal is just dropped.
+   */
+  private allocateFor(peer: Peer, raw: unknown, requester: string) {
+    const { log } = this.deps
+    const mine = requester === this.selfId
+    const refuse = (msg: string, fields: Record<string, unknown>) => {
+      log.warn(msg, { peer_id: peer.info.peer_id, ...fields })
+      if (mine) this.queue.push({ kind: 'conn', peerId: peer.info.peer_id, ev: { type: 'relay-failed' } })
+    }
+    const r = checkOffer(raw, { partyId: this.party!.party_id, selfKey: this.selfKey, peer: peer.info, now: this.deps.now() })
+    if (!r.ok) {
+      if (mine) peer.relayBusy = false
+      return refuse('dropped a relay offer that fails the checks', { error: r.error })
+    }
+    const offer = r.value
     const relay = { host: offer.relay.public_ip, port: offer.relay.port }
-    this.deps
-      .allocate(relay, offer.ticket)
-      .then((port) => {
-        this.deps.log.info('relay allocated', { peer_id: peer.info.peer_id, relay: `${relay.host}:${relay.port}`, session_port: port, side: offer.side })
-        this.queue.push({ kind: 'conn', peerId: peer.info.peer_id, ev: { type: 'relay-ready', endpoint: `${relay.host}:${port}`, requester } })
+    this.listedRelay(relay)
+      .then(async (listed) => {
+        if (!listed) return refuse('dropped a relay offer naming a relay the control server does not list', { relay: `${relay.host}:${relay.port}` })
+        const port = await this.deps.allocate(relay, offer.ticket)
+        if (!Number.isInteger(port) || port < 1 || port > 65535) throw new LanrageError('RELAY_PROTOCOL', `the relay answered session port ${port}`, 502)
+        log.info('relay allocated', { peer_id: peer.info.peer_id, relay: `${relay.host}:${relay.port}`, session_port: port, side: offer.side })
+        const endpoint = relay.host.includes(':') ? `[${relay.host}]:${port}` : `${relay.host}:${port}`
+        this.queue.push({ kind: 'conn', peerId: peer.info.peer_id, ev: { type: 'relay-ready', endpoint, requester } })
       })
       .catch((e) => {
-        this.deps.log.warn('relay allocation failed', { peer_id: peer.info.peer_id, error: e })
+        log.warn('relay allocation failed', { peer_id: peer.info.peer_id, error: e })
         this.queue.push({ kind: 'conn', peerId: peer.info.peer_id, ev: { type: 'relay-failed' } })
       })
       .finally(() => {
-        if (requester === this.selfId) peer.relayBusy = false
+        if (mine) peer.relayBusy = false
       })
+  }
+
+  /** The relays from GET /relays whose address and ports are usable (on failure, the list we had). */
+  private async fetchRelays(): Promise<RelayEndpoint[]> {
+    this.relaysFetchedAt = this.deps.now()
+    const list = await this.deps.listRelays().catch((e) => {
+      this.deps.log.warn('could not list relays', { error: e })
+      return null
+    })
+    if (!list) return this.relays
+    const port = (p: unknown) => Value.Check(Port, p)
+    return list.filter((r) => {
+      const ok = Value.Check(IpAddress, r.host) && port(r.port) && (r.stunAltPort === undefined || port(r.stunAltPort))
+      if (!ok) this.deps.log.warn('left out a relay with an unusable address', { host: r.host, port: r.port })
+      return ok
+    })
+  }
+
+  /**
+   * Whether the control server lists this relay. A relay registered since the agent read the list is not in it:
+   * the list is read again, at most once per RELAY_LIST_REFRESH_MS whatever the offers say.
+   */
+  private async listedRelay(relay: RelayEndpoint): Promise<boolean> {
+    const listed = () => this.relays.some((r) => r.host === relay.host && r.port === relay.port)
+    if (listed()) return true
+    if (this.deps.now() - this.relaysFetchedAt < RELAY_LIST_REFRESH_MS) return false
+    this.relays = await this.fetchRelays()
+    return listed()
   }
 
   status(): AgentStatus {
