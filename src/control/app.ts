@@ -69,8 +69,10 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
     if (peerId === undefined) callers.set(request, (peerId = svc.authenticate(request.headers.get('authorization'))))
     return peerId
   }
-  // "METHOD /path" of every bearer route, read from the built app (the bearer macro marks them in their OpenAPI detail).
-  let bearerRoutes: Set<string> | undefined
+  // The credential each authenticated route needs, by "METHOD /path", read from the built app (the bearer and
+  // relaySecret macros mark their routes' OpenAPI security). Checked in onParse too, before the body is read.
+  let authRoutes: Map<string, 'bearer' | 'relaySecret'> | undefined
+  const relayCaller = (request: Request) => svc.checkRelaySecret(request.headers.get('x-relay-secret'))
   let methodsFor: (path: string) => string[] = () => []
   // Behind a reverse proxy every request comes from the proxy: with trustProxy the first X-Forwarded-For hop counts.
   const clientIp = (server: { requestIP(r: Request): { address: string } | null } | null, request: Request) =>
@@ -92,6 +94,11 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         transform: ({ request }) => void caller(request),
         resolve: ({ request }) => ({ peerId: caller(request) }),
       },
+      /** The route is for relays: `X-Relay-Secret` must match, checked before the body or path is looked at. */
+      relaySecret: {
+        detail: { security: [{ relaySecret: [] }] },
+        transform: ({ request }) => relayCaller(request),
+      },
     })
     .onRequest(({ request }) => {
       started.set(request, performance.now())
@@ -101,7 +108,9 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
     // Every body is JSON, whatever Content-Type says (curl -d sends a form type): a body that is not JSON is a
     // clear 400 instead of being read as an empty form and passing validation by accident.
     .onParse({ as: 'global' }, async ({ request, route }) => {
-      if (bearerRoutes?.has(`${request.method} ${route}`)) caller(request)
+      const auth = authRoutes?.get(`${request.method} ${route}`)
+      if (auth === 'bearer') caller(request)
+      else if (auth === 'relaySecret') relayCaller(request)
       const text = await readBody(request, config.maxBodyBytes)
       if (text === '') return undefined
       try {
@@ -120,7 +129,9 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         path: '/openapi',
         documentation: {
           info: { title: 'LANrage control server', version: pkg.version, description: 'Errors: {"error": {"code", "message"}} with a 4xx status.' },
-          components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+          components: {
+            securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, relaySecret: { type: 'apiKey', in: 'header', name: 'X-Relay-Secret' } },
+          },
         },
       }),
     )
@@ -265,10 +276,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
     // ---- relay registry (relay secret, never a peer token)
     .post(
       '/relays',
-      ({ body, request }) => {
-        svc.checkRelaySecret(request.headers.get('x-relay-secret'))
-        return svc.registerRelay(body)
-      },
+      ({ body }) => svc.registerRelay(body),
       {
         body: t.Object({
           relay_id: RelayId,
@@ -282,19 +290,16 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
           ports: t.String({ pattern: '^\\d{1,5}-\\d{1,5}$' }),
           sessions: t.Optional(t.Integer({ minimum: 0 })),
         }),
-        detail: doc('relays', 'Register a relay (X-Relay-Secret)'),
+        relaySecret: true, detail: doc('relays', 'Register a relay (X-Relay-Secret)'),
       },
     )
     .post(
       '/relays/:relay_id/heartbeat',
-      ({ params, body, request }) => {
-        svc.checkRelaySecret(request.headers.get('x-relay-secret'))
-        return svc.relayHeartbeat(params.relay_id, body)
-      },
+      ({ params, body }) => svc.relayHeartbeat(params.relay_id, body),
       {
         params: t.Object({ relay_id: RelayId }),
         body: t.Object({ load: t.Number({ minimum: 0 }), sessions: t.Optional(t.Integer({ minimum: 0 })) }),
-        detail: doc('relays', 'Relay load report (X-Relay-Secret)'),
+        relaySecret: true, detail: doc('relays', 'Relay load report (X-Relay-Secret)'),
       },
     )
     .get(
@@ -365,7 +370,11 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         svc.hub.remove(entry.peerId, entry.sock)
       },
     })
-  bearerRoutes = new Set(app.routes.filter((r) => (r.hooks.detail as { security?: unknown } | undefined)?.security).map((r) => `${r.method} ${r.path}`))
+  authRoutes = new Map()
+  for (const r of app.routes) {
+    const security = (r.hooks.detail as { security?: Record<string, unknown>[] } | undefined)?.security?.[0]
+    if (security) authRoutes.set(`${r.method} ${r.path}`, 'relaySecret' in security ? 'relaySecret' : 'bearer')
+  }
   methodsFor = methodTable(app.routes)
   return app
 }
