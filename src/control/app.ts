@@ -10,6 +10,7 @@ import type { Static } from '@sinclair/typebox'
 import { Endpoint, IpAddress, LiveSignalRequest, NatType, PartyId, PartyName, PeerEndpointInfo, PeerId, Port, Region, RelayId, type LiveMessage } from '../shared/api.ts'
 import { ControlError, errorPlugin, methodTable, schemaError } from './errors.ts'
 import { Metrics } from './metrics.ts'
+import { clientAddress, proxyTrust } from './proxy.ts'
 import { ControlService, type ControlDeps } from './service.ts'
 import type { LiveSocket } from './hub.ts'
 
@@ -74,9 +75,11 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
   let authRoutes: Map<string, 'bearer' | 'relaySecret'> | undefined
   const relayCaller = (request: Request) => svc.checkRelaySecret(request.headers.get('x-relay-secret'))
   let methodsFor: (path: string) => string[] = () => []
-  // Behind a reverse proxy every request comes from the proxy: with trustProxy the first X-Forwarded-For hop counts.
+  // Behind a reverse proxy every request comes from the proxy: the client is what our proxies appended to
+  // X-Forwarded-For, read from the right (src/control/proxy.ts); what the client wrote itself is never taken.
+  const trust = proxyTrust(config)
   const clientIp = (server: { requestIP(r: Request): { address: string } | null } | null, request: Request) =>
-    (config.trustProxy && request.headers.get('x-forwarded-for')?.split(',')[0]?.trim()) || server?.requestIP(request)?.address
+    clientAddress(server?.requestIP(request)?.address, request.headers.get('x-forwarded-for'), trust)
 
   const app = new Elysia({
     // Bun refuses bodies far above the limit itself; declared lengths (onRequest) and chunked bodies (readBody)

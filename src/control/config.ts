@@ -37,7 +37,14 @@ export const controlSchema = Type.Object({
     description: 'relay sessions with unexpired tickets one peer may be part of (429 beyond; one per pair of members)',
   }),
   relayHeartbeatS: Type.Integer({ minimum: 1, default: 30, description: 'heartbeat period told to relays' }),
-  trustProxy: Type.Boolean({ default: false, description: 'take the client address from X-Forwarded-For (only behind a reverse proxy you run)' }),
+  trustProxy: Type.Boolean({
+    default: false,
+    description: 'every direct peer is your reverse proxy: the client address is the rightmost X-Forwarded-For entry (only when nothing else can reach the port)',
+  }),
+  trustedProxies: Type.String({
+    default: '',
+    description: 'addresses/networks of your reverse proxies, comma-separated (e.g. 127.0.0.1,10.0.0.0/8): X-Forwarded-For is read, from the right, only on their requests',
+  }),
   maxBodyBytes: Type.Integer({ minimum: 1024, default: 65_536, description: 'largest request body accepted (413 above)' }),
 })
 export type ControlConfig = Static<typeof controlSchema>
