@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { alive, keyPath, loadOrCreateKey, readStatusFile, removeStatusFile, statusPath, writeStatusFile, type StatusFile } from '../../src/client/agent/state.ts'
-import { formatStatus } from '../../src/client/agent/status.ts'
+import { formatStatus } from '../../src/cmd/status.ts'
 
 const env = () => ({ LANRAGE_HOME: join(mkdtempSync(join(tmpdir(), 'lanrage-state-')), 'home') })
 const status = (over: Partial<StatusFile> = {}): StatusFile => ({

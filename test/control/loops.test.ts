@@ -3,7 +3,7 @@
 import { expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { defaultControlConfig } from '../../src/control/config.ts'
-import { startControl } from '../../src/control/main.ts'
+import { startControl } from '../../src/control/server.ts'
 import { openDatabase } from '../../src/db/client.ts'
 import { memberships } from '../../src/db/schema/control.ts'
 import { ManualClock } from '../../src/shared/clock.ts'

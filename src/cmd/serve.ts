@@ -5,12 +5,12 @@
  */
 import { Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import type { CommandSpec } from './shared/config.ts'
-import { controlSchema } from './control/config.ts'
-import { runServerCommand, startControl } from './control/main.ts'
-import { relaySchema, type RelayConfig } from './relay/config.ts'
-import { startRelay } from './relay/index.ts'
-import { createLogger } from './shared/log.ts'
+import type { CommandSpec } from '../shared/config.ts'
+import { controlSchema } from '../control/config.ts'
+import { runServerCommand, startControl } from '../control/server.ts'
+import { relaySchema, type RelayConfig } from '../relay/config.ts'
+import { startRelay } from '../relay/index.ts'
+import { createLogger } from '../shared/log.ts'
 
 const r = relaySchema.properties
 export const spec = {

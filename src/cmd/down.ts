@@ -3,13 +3,13 @@
  * died without cleaning up, does the cleanup itself: removes the interface and leaves the party with the key.
  */
 import { Type } from '@sinclair/typebox'
-import { runCommand } from '../../shared/command.ts'
-import type { CommandSpec } from '../../shared/config.ts'
-import { createLogger } from '../../shared/log.ts'
-import { safeText } from '../../shared/terminal.ts'
-import { RemoteControlPlane } from '../control/remote.ts'
-import { IFNAME_RE } from '../wireguard/iface.ts'
-import { alive, loadOrCreateKey, readStatusFile, removeStatusFile } from './state.ts'
+import { runCommand } from '../shared/command.ts'
+import type { CommandSpec } from '../shared/config.ts'
+import { createLogger } from '../shared/log.ts'
+import { safeText } from '../shared/terminal.ts'
+import { RemoteControlPlane } from '../client/control/remote.ts'
+import { IFNAME_RE } from '../client/wireguard/iface.ts'
+import { alive, loadOrCreateKey, readStatusFile, removeStatusFile } from '../client/agent/state.ts'
 
 export const spec = {
   name: 'down',

@@ -1,8 +1,8 @@
 /** `lanrage pubkey`: reads a WireGuard private key on stdin and prints its public key, like `wg pubkey`. */
 import { Type } from '@sinclair/typebox'
-import { runCommand } from '../../shared/command.ts'
-import type { CommandSpec } from '../../shared/config.ts'
-import { encodeKey, parsePrivateKey, publicKeyOf } from '../wireguard/keys.ts'
+import { runCommand } from '../shared/command.ts'
+import type { CommandSpec } from '../shared/config.ts'
+import { encodeKey, parsePrivateKey, publicKeyOf } from '../client/wireguard/keys.ts'
 
 export const spec = {
   name: 'pubkey',

@@ -9,9 +9,9 @@ import type { CommandSpec } from '../shared/config.ts'
 import { defaultSettingsPath } from '../shared/home.ts'
 import { createLogger } from '../shared/log.ts'
 import { untilSignal } from '../shared/signals.ts'
-import { relaySchema, type RelayConfig } from './config.ts'
-import { startRelay } from './index.ts'
-import { openSettingsFile } from './settings-file.ts'
+import { relaySchema, type RelayConfig } from '../relay/config.ts'
+import { startRelay } from '../relay/index.ts'
+import { openSettingsFile } from '../relay/settings-file.ts'
 
 export const spec = {
   name: 'relay',

@@ -1,10 +1,10 @@
 /** `lanrage nat`: asks STUN servers from one UDP port and prints the public endpoint and NAT type. */
 import { Type } from '@sinclair/typebox'
-import { runCommand } from '../../shared/command.ts'
-import type { CommandSpec } from '../../shared/config.ts'
-import { safeJson, safeText } from '../../shared/terminal.ts'
-import { detectNatFromPort } from '../nat/detect.ts'
-import { parseStunServer } from '../stun/client.ts'
+import { runCommand } from '../shared/command.ts'
+import type { CommandSpec } from '../shared/config.ts'
+import { safeJson, safeText } from '../shared/terminal.ts'
+import { detectNatFromPort } from '../client/nat/detect.ts'
+import { parseStunServer } from '../client/stun/client.ts'
 
 export const spec = {
   name: 'nat',

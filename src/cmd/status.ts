@@ -1,9 +1,9 @@
 /** `lanrage status`: what the running agent sees — its party, this peer, and every peer's path. */
 import { Type } from '@sinclair/typebox'
-import { runCommand } from '../../shared/command.ts'
-import type { CommandSpec } from '../../shared/config.ts'
-import { safeJson, safeText } from '../../shared/terminal.ts'
-import { alive, readStatusFile, statusPath, type StatusFile } from './state.ts'
+import { runCommand } from '../shared/command.ts'
+import type { CommandSpec } from '../shared/config.ts'
+import { safeJson, safeText } from '../shared/terminal.ts'
+import { alive, readStatusFile, statusPath, type StatusFile } from '../client/agent/state.ts'
 
 export const spec = {
   name: 'status',

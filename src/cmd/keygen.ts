@@ -1,8 +1,8 @@
 /** `lanrage keygen`: prints a new WireGuard private key (base64), like `wg genkey`. */
 import { Type } from '@sinclair/typebox'
-import { runCommand } from '../../shared/command.ts'
-import type { CommandSpec } from '../../shared/config.ts'
-import { encodeKey, generatePrivateKey } from '../wireguard/keys.ts'
+import { runCommand } from '../shared/command.ts'
+import type { CommandSpec } from '../shared/config.ts'
+import { encodeKey, generatePrivateKey } from '../client/wireguard/keys.ts'
 
 export const spec = {
   name: 'keygen',

@@ -1,11 +1,11 @@
 /** `lanrage settings get|set|list|delete`: the typed settings database from the command line. */
 import { Type } from '@sinclair/typebox'
-import { openDatabase } from '../../db/client.ts'
-import { SETTING_TYPES } from '../../db/schema/settings.ts'
-import { parseTyped, SettingsError, SettingsStore, type SettingRow } from '../../db/settings.ts'
-import { runCommand } from '../../shared/command.ts'
-import type { CommandSpec } from '../../shared/config.ts'
-import { defaultSettingsPath } from '../../shared/home.ts'
+import { openDatabase } from '../db/client.ts'
+import { SETTING_TYPES } from '../db/schema/settings.ts'
+import { parseTyped, SettingsError, SettingsStore, type SettingRow } from '../db/settings.ts'
+import { runCommand } from '../shared/command.ts'
+import type { CommandSpec } from '../shared/config.ts'
+import { defaultSettingsPath } from '../shared/home.ts'
 
 export const spec = {
   name: 'settings',

@@ -1,7 +1,7 @@
 /**
- * `lanrage control`: the control server alone. Options come from flags, LANRAGE_* env and this server's own
- * database (settings keys `control.*`): the command line is parsed once to find --db, the database is opened,
- * then parsed again with the settings as a source (src/shared/config.ts precedence).
+ * Running the control server: `startControl` listens on an open database and runs the heartbeat flush and
+ * cleanup loops (what `lanrage control` and `lanrage serve` start, and what an embedding program calls);
+ * `runServerCommand` is the command-line shape both server commands share.
  */
 import type { Static, TObject } from '@sinclair/typebox'
 import { randomBytes } from 'node:crypto'
@@ -13,14 +13,7 @@ import { parseCommand, type CommandSpec } from '../shared/config.ts'
 import { createLogger, type Logger } from '../shared/log.ts'
 import { untilSignal } from '../shared/signals.ts'
 import { createControl, type Control } from './app.ts'
-import { controlSchema, type ControlConfig } from './config.ts'
-
-export const spec = {
-  name: 'control',
-  summary: 'run the control server alone (HTTP API, WebSocket, relay registry)',
-  description: 'Relays register with --relay-secret; clients connect to http://HOST:PORT. Settings keys: control.<option>.',
-  schema: controlSchema,
-} satisfies CommandSpec<typeof controlSchema>
+import type { ControlConfig } from './config.ts'
 
 export interface RunningControl extends Control {
   /** Base URL a local client can use (0.0.0.0 / :: shown as 127.0.0.1). */
@@ -108,8 +101,4 @@ export async function runServerCommand<T extends TObject>(
       open.close()
     }
   })
-}
-
-export async function main(argv: string[]): Promise<number> {
-  return runServerCommand(spec, argv, (config, open) => startControl(config, { open }))
 }
