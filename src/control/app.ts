@@ -7,7 +7,7 @@ import { openapi } from '@elysiajs/openapi'
 import { Elysia, t } from 'elysia'
 import pkg from '../../package.json'
 import type { Static } from '@sinclair/typebox'
-import { Endpoint, IpAddress, LiveSignalRequest, NatType, PartyId, PartyName, PeerEndpointInfo, PeerId, Port, Region, RelayId, type LiveMessage } from '../shared/api.ts'
+import { Endpoint, IpAddress, LiveSignalRequest, WS_BEARER_PREFIX, WS_CLOSE, WS_PROTOCOL, NatType, PartyId, PartyName, PeerEndpointInfo, PeerId, Port, Region, RelayId, type LiveMessage } from '../shared/api.ts'
 import { ControlError, errorPlugin, methodTable, schemaError } from './errors.ts'
 import { Metrics } from './metrics.ts'
 import { clientAddress, proxyTrust } from './proxy.ts'
@@ -40,6 +40,18 @@ async function readBody(request: Request, limit: number): Promise<string> {
 }
 
 const doc = (tag: string, summary: string) => ({ tags: [tag], summary })
+
+/**
+ * The token a WebSocket client passed as subprotocols (`Sec-WebSocket-Protocol: lanrage, bearer.<token>`): what
+ * browsers and Node's WebSocket can send instead of a header, and what stays out of URLs and access logs.
+ * Undefined unless both entries are offered.
+ */
+function protocolToken(header: string | null): string | undefined {
+  if (!header) return undefined
+  const offered = header.split(',').map((p) => p.trim())
+  if (!offered.includes(WS_PROTOCOL)) return undefined
+  return offered.find((p) => p.startsWith(WS_BEARER_PREFIX))?.slice(WS_BEARER_PREFIX.length) || undefined
+}
 
 export interface Control {
   app: ReturnType<typeof buildApp>
@@ -319,18 +331,23 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
     // ---- live updates
     .ws('/ws', {
       query: t.Object({ token: t.Optional(t.String()) }),
-      beforeHandle({ request, query }) {
-        svc.authenticate(request.headers.get('authorization'), query.token)
+      beforeHandle({ request, query, set }) {
+        const offered = protocolToken(request.headers.get('sec-websocket-protocol'))
+        svc.authenticate(request.headers.get('authorization'), offered ?? query.token)
+        // A client that offered subprotocols must get one back (RFC 6455 §4.2.2), and never the token itself.
+        if (offered !== undefined) set.headers['sec-websocket-protocol'] = WS_PROTOCOL
       },
       open(ws) {
-        let peerId: string, tokenHash: string
+        const request = ws.data.request
+        let auth: ReturnType<typeof svc.authenticateToken>
         try {
-          ;({ peerId, tokenHash } = svc.authenticateToken(ws.data.request.headers.get('authorization'), ws.data.query.token))
+          auth = svc.authenticateToken(request.headers.get('authorization'), protocolToken(request.headers.get('sec-websocket-protocol')) ?? ws.data.query.token)
         } catch {
-          ws.close(4001, 'unauthorized')
+          ws.close(WS_CLOSE.UNAUTHORIZED, 'unauthorized')
           return
         }
-        const sock: LiveSocket = { id: ws.id, tokenHash, send: (text) => ws.raw.send(text), close: (code, reason) => ws.raw.close(code, reason) }
+        const { peerId, tokenHash, expiresAt } = auth
+        const sock: LiveSocket = { id: ws.id, tokenHash, expiresAt, send: (text) => ws.raw.send(text), close: (code, reason) => ws.raw.close(code, reason) }
         sockets.set(ws.id, { peerId, sock })
         svc.hub.add(peerId, sock)
         const hello: LiveMessage = { type: 'hello', peer_id: peerId, parties: svc.partiesOf(peerId) }
@@ -339,6 +356,11 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
       message(ws, raw) {
         const entry = sockets.get(ws.id)
         if (!entry) return
+        // The token may have ended since the socket opened (revoked elsewhere, expired before the cleanup pass).
+        if (!svc.tokenValid(entry.sock.tokenHash)) {
+          svc.hub.remove(entry.peerId, entry.sock)
+          return void ws.raw.close(WS_CLOSE.UNAUTHORIZED, 'token expired or revoked')
+        }
         // Returns nothing on purpose: a value returned from an Elysia ws handler is sent as a message.
         const reply = (m: unknown): void => void ws.raw.send(JSON.stringify(m))
         let msg: unknown = raw

@@ -45,6 +45,11 @@ export const controlSchema = Type.Object({
     default: '',
     description: 'addresses/networks of your reverse proxies, comma-separated (e.g. 127.0.0.1,10.0.0.0/8): X-Forwarded-For is read, from the right, only on their requests',
   }),
+  maxSocketsPerToken: Type.Integer({
+    minimum: 1,
+    default: 4,
+    description: 'WebSockets one token may hold open; one more closes the oldest (close code 4008)',
+  }),
   maxBodyBytes: Type.Integer({ minimum: 1024, default: 65_536, description: 'largest request body accepted (413 above)' }),
 })
 export type ControlConfig = Static<typeof controlSchema>

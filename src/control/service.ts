@@ -83,7 +83,7 @@ function newMembership(partyId: string, peerId: string, virtualIp: string, info:
 
 export class ControlService {
   readonly repo: ControlRepo
-  readonly hub = new Hub()
+  readonly hub: Hub
   readonly clock: Clock
   readonly log: Logger
   readonly config: ControlConfig
@@ -100,6 +100,7 @@ export class ControlService {
 
   constructor(deps: ControlDeps) {
     this.repo = new ControlRepo(deps.db)
+    this.hub = new Hub(deps.config.maxSocketsPerToken)
     this.clock = deps.clock
     this.log = deps.logger
     this.config = deps.config
@@ -192,13 +193,17 @@ export class ControlService {
   }
 
   /** Bearer token → peer_id; 401 for a missing, unknown, revoked or expired token. */
-  authenticate(authorization: string | null | undefined, queryToken?: string): string {
-    return this.authenticateToken(authorization, queryToken).peerId
+  authenticate(authorization: string | null | undefined, otherToken?: string): string {
+    return this.authenticateToken(authorization, otherToken).peerId
   }
 
-  /** Like authenticate, also returning the token's hash (a WebSocket remembers it, so a revoke can close it). */
-  authenticateToken(authorization: string | null | undefined, queryToken?: string): { peerId: string; tokenHash: string } {
-    let token = queryToken
+  /**
+   * Like authenticate, also returning the token's hash and expiry (a WebSocket remembers them, so a revoke,
+   * refresh or expiry can close it). `otherToken` is a token passed another way (WebSocket subprotocol, query);
+   * an Authorization header wins.
+   */
+  authenticateToken(authorization: string | null | undefined, otherToken?: string): { peerId: string; tokenHash: string; expiresAt: number } {
+    let token = otherToken
     if (authorization) {
       const m = /^Bearer\s+(\S+)$/i.exec(authorization)
       if (!m) throw unauthorized('Authorization header must be "Bearer <token>"')
@@ -206,10 +211,20 @@ export class ControlService {
     }
     if (!token) throw unauthorized('missing bearer token (Authorization: Bearer <token>)')
     const tokenHash = hashToken(token)
-    return { peerId: this.tokenPeer(tokenHash), tokenHash }
+    return { ...this.tokenEntry(tokenHash), tokenHash }
   }
 
-  private tokenPeer(hash: string): string {
+  /** Whether a token (by hash) is still valid: a WebSocket checks its own before acting on a message. */
+  tokenValid(hash: string): boolean {
+    try {
+      this.tokenEntry(hash)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  private tokenEntry(hash: string): { peerId: string; expiresAt: number } {
     let t = this.tokenCache.get(hash)
     if (!t) {
       const row = this.repo.token(hash)
@@ -217,18 +232,19 @@ export class ControlService {
     }
     if (!t) throw unauthorized('token is unknown or revoked', 'INVALID_TOKEN')
     if (t.expiresAt <= this.clock.now()) throw unauthorized('token has expired; refresh it or register again', 'TOKEN_EXPIRED')
-    return t.peerId
+    return t
   }
 
-  /** Issues a new token and revokes the presented one. */
+  /** Issues a new token and revokes the presented one, closing the WebSockets opened with it. */
   refresh(authorization: string | null | undefined) {
-    const peerId = this.authenticate(authorization)
-    const old = hashToken(/^Bearer\s+(\S+)$/i.exec(authorization!)![1]!)
-    return this.repo.tx(() => {
+    const { peerId, tokenHash: old } = this.authenticateToken(authorization)
+    const out = this.repo.tx(() => {
       this.repo.deleteToken(old)
       this.tokenCache.delete(old)
       return this.issueToken(peerId, this.clock.now())
     })
+    this.hub.closeToken(peerId, old, 'token refreshed')
+    return out
   }
 
   /** Ends a token, and the WebSockets opened with it (close code 4001). */
@@ -236,7 +252,7 @@ export class ControlService {
     const { peerId, tokenHash } = this.authenticateToken(authorization)
     this.repo.deleteToken(tokenHash)
     this.tokenCache.delete(tokenHash)
-    this.hub.closeToken(peerId, tokenHash, 4001, 'token revoked')
+    this.hub.closeToken(peerId, tokenHash, 'token revoked')
     return { status: 'revoked' as const }
   }
 
@@ -729,11 +745,9 @@ export class ControlService {
       }
     }
     const purged = this.repo.purgeExpired(now, now - this.config.relayTimeoutS * 1000)
-    for (const [h, t] of this.tokenCache)
-      if (t.expiresAt <= now) {
-        this.tokenCache.delete(h)
-        this.hub.closeToken(t.peerId, h, 4001, 'token expired')
-      }
+    for (const [h, t] of this.tokenCache) if (t.expiresAt <= now) this.tokenCache.delete(h)
+    // Every socket knows its token's expiry, cached or not.
+    this.hub.closeExpired(now)
     for (const [ip, w] of this.rate) if (now - w.windowStart >= 60_000) this.rate.delete(ip)
     const out = { peers_removed: removed, parties_deleted: deleted, ...purged, relays: purged.relays.length }
     if (removed || deleted || purged.relays.length) this.log.info('cleanup', out)
