@@ -11,6 +11,7 @@
  */
 import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
+import { WS_BEARER_PREFIX, WS_PROTOCOL } from '../../shared/api.ts'
 import { silentLogger, type Logger } from '../../shared/log.ts'
 import { encodeKey, parsePrivateKey, parsePublicKey, publicKeyOf, sharedSecret, type WgPrivateKey } from '../wireguard/keys.ts'
 import { backoffDelay, DEFAULT_RECONNECT, DEFAULT_RETRY, isRetryable, type BackoffPolicy } from './backoff.ts'
@@ -424,8 +425,9 @@ export class RemoteControlPlane implements ControlPlane {
     }
     if (this.closed) return
     const wsUrl = this.url.replace(/^http/, 'ws') + '/ws'
-    // Bun's WebSocket takes headers, so the token stays out of URLs (and logs).
-    const ws = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${token}` } } as unknown as string[])
+    // The token travels as subprotocols ("lanrage", "bearer.<token>"), which every WebSocket implementation can
+    // send (Bun, Node, browsers; a header is Bun-only), and stays out of URLs and access logs.
+    const ws = new WebSocket(wsUrl, [WS_PROTOCOL, WS_BEARER_PREFIX + token])
     this.ws = ws
     this.lastWsHelloed = false
     let lastPong = Date.now()
