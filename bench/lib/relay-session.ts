@@ -5,7 +5,7 @@
  * port), then transport data (type 4) between them.
  */
 import { ed25519 } from '@noble/curves/ed25519.js'
-import { decodeAllocateResponse, encodeAllocateRequest } from '../../src/shared/wire/allocate.ts'
+import { AllocateExchange } from '../../src/shared/wire/allocate.ts'
 import { signTicket, type Side } from '../../src/shared/wire/ticket.ts'
 import {
   computeMac1,
@@ -74,7 +74,7 @@ export function ticketKey(): TicketKey {
   return { secretKey, publicKey: ed25519.getPublicKey(secretKey) }
 }
 
-/** Sends ALLOCATE requests from one socket on 127.0.0.1 and matches responses by transaction id. */
+/** Sends ALLOCATE requests from one socket on 127.0.0.1 and matches answers (cookies, responses) by transaction id. */
 export class Allocator {
   private pending = new Map<string, (r: Uint8Array) => void>()
   private constructor(private socket: Bun.udp.Socket<'uint8array'>) {}
@@ -85,9 +85,9 @@ export class Allocator {
       hostname: '127.0.0.1',
       binaryType: 'uint8array',
       socket: {
+        // Cookie replies and responses both carry the transaction id at bytes 8..20.
         data(_s, data) {
-          const r = decodeAllocateResponse(data)
-          if (r.ok) self?.pending.get(Buffer.from(r.value.transactionId).toString('hex'))?.(data)
+          if (data.length >= 20) self?.pending.get(Buffer.from(data.subarray(8, 20)).toString('hex'))?.(data)
         },
         error() {}, // ICMP errors while the relay restarts: the retry loop handles it
       },
@@ -96,23 +96,26 @@ export class Allocator {
     return self
   }
 
-  /** ALLOCATE one side; returns its session port. Three tries, 1 s each. */
+  /** ALLOCATE one side (with the cookie round trip); returns its session port. Ten tries, 1 s each. */
   async allocate(mainPort: number, ticket: Uint8Array): Promise<number> {
-    const transactionId = random(12)
-    const id = Buffer.from(transactionId).toString('hex')
-    const req = encodeAllocateRequest({ transactionId, ticket })
-    try {
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const got = new Promise<Uint8Array>((resolve) => this.pending.set(id, resolve))
-        this.socket.send(req, mainPort, '127.0.0.1')
-        const raw = await Promise.race([got, Bun.sleep(1000).then(() => undefined)])
-        if (!raw) continue
-        const r = decodeAllocateResponse(raw)
-        if (!r.ok) throw new Error(`bad ALLOCATE response: ${r.error}`)
-        if (r.value.status !== 'ok') throw new Error(`ALLOCATE refused: ${r.value.status}`)
-        return r.value.sessionPort
+    const x = new AllocateExchange(ticket, random(12))
+    const id = Buffer.from(x.transactionId).toString('hex')
+    const done = Promise.withResolvers<number>()
+    this.pending.set(id, (data) => {
+      const e = x.receive(data)
+      if (e?.kind === 'resend') this.socket.send(x.request(), mainPort, '127.0.0.1')
+      else if (e?.kind === 'done') {
+        if (e.response.status === 'ok') done.resolve(e.response.sessionPort)
+        else done.reject(new Error(`ALLOCATE refused: ${e.response.status}`))
       }
-      throw new Error('ALLOCATE: no response after 3 tries')
+    })
+    try {
+      for (let attempt = 0; attempt < 10; attempt++) {
+        this.socket.send(x.request(), mainPort, '127.0.0.1')
+        const port = await Promise.race([done.promise, Bun.sleep(1000).then(() => undefined)])
+        if (port !== undefined) return port
+      }
+      throw new Error('ALLOCATE: no response after 10 tries')
     } finally {
       this.pending.delete(id)
     }

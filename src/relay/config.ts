@@ -14,10 +14,24 @@ export const DEFAULT_RATE_PPS = 20_000
 export const DEFAULT_RATE_BPS = 25_000_000
 /** Burst: how many seconds of the rate the bucket holds. */
 export const DEFAULT_BURST_S = 1
-/** A source that presents this many invalid tickets within the window gets blocked for `blockSeconds`. */
+/**
+ * A source that presents this many invalid tickets within the window gets blocked for `blockSeconds`. Only sources
+ * that proved their address with an ALLOCATE cookie are counted.
+ */
 export const DEFAULT_INVALID_TICKET_LIMIT = 20
 export const DEFAULT_INVALID_TICKET_WINDOW_S = 10
 export const DEFAULT_BLOCK_S = 300
+/**
+ * STUN answers per second per source /24 (IPv4) or /64 (IPv6); the bucket holds two seconds' worth. An agent sends
+ * a handful of Binding requests when it starts; the limit keeps forged floods from reflecting off the relay.
+ */
+export const DEFAULT_STUN_RATE = 20
+/**
+ * Ed25519 ticket checks per second, all sources together (about 120 µs each, so the default costs at most ~6% of
+ * a core). Only sources that echoed an ALLOCATE cookie get one, and an ALLOCATE retried with the same ticket needs
+ * none.
+ */
+export const DEFAULT_TICKET_CHECK_RATE = 500
 
 export const relaySchema = Type.Object({
   host: Type.String({ default: '0.0.0.0', description: 'address to bind the main port and the session ports' }),
@@ -42,9 +56,15 @@ export const relaySchema = Type.Object({
   burstS: Type.Number({ exclusiveMinimum: 0, default: DEFAULT_BURST_S, description: 'token bucket size in seconds of the rate' }),
   idleTimeout: Type.Integer({ minimum: 1, default: DEFAULT_IDLE_TIMEOUT_S, description: 'seconds without traffic before a session is freed' }),
   deny: Type.Array(Type.String(), { default: [], description: 'source addresses (IPs or IPv4 CIDRs) always dropped' }),
-  invalidTicketLimit: Type.Integer({ minimum: 1, default: DEFAULT_INVALID_TICKET_LIMIT, description: 'invalid tickets per window before a source is blocked' }),
+  invalidTicketLimit: Type.Integer({ minimum: 1, default: DEFAULT_INVALID_TICKET_LIMIT, description: 'invalid tickets per window before a source is blocked (counted only from sources that echoed an ALLOCATE cookie)' }),
   invalidTicketWindow: Type.Integer({ minimum: 1, default: DEFAULT_INVALID_TICKET_WINDOW_S, description: 'window for invalidTicketLimit, seconds' }),
   blockSeconds: Type.Integer({ minimum: 1, default: DEFAULT_BLOCK_S, description: 'how long an auto-blocked source stays blocked' }),
+  stunRate: Type.Integer({ minimum: 1, default: DEFAULT_STUN_RATE, description: 'STUN answers per second per source /24 (IPv4) or /64 (IPv6); more are dropped' }),
+  ticketCheckRate: Type.Integer({
+    minimum: 1,
+    default: DEFAULT_TICKET_CHECK_RATE,
+    description: 'ticket signature checks per second, all sources together; ALLOCATEs beyond are answered busy and retried',
+  }),
   statsInterval: Type.Integer({ minimum: 0, default: 30, description: 'seconds between one-line stats logs (0 = off)' }),
 })
 export type RelayConfig = Static<typeof relaySchema>

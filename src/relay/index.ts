@@ -1,7 +1,7 @@
 /**
  * The relay process: `startRelay(config, deps)` wires its parts together and runs its timers.
  *
- *   main-port.ts      STUN and ALLOCATE on the main port, as pure decisions
+ *   main-port.ts      STUN and ALLOCATE on the main port, as pure decisions (cookie.ts, limits.ts)
  *   session-table.ts  sessions, their sides, and the per-datagram decision (pure)
  *   sockets.ts        the only file with sockets: main port, STUN alt port, session ports and the hot path
  *   forwarder.ts      who forwards a locked session (user space here; another implementation can take over)
@@ -14,6 +14,8 @@ import { createLogger, type Logger } from '../shared/log.ts'
 import { parsePortRange, type RelayConfig } from './config.ts'
 import { startControlLink, type ControlLink } from './control-link.ts'
 import { userSpaceForwarder, type Forwarder } from './forwarder.ts'
+import { CookieJar } from './cookie.ts'
+import { PrefixLimiter, TokenBucket } from './limits.ts'
 import { MainPort } from './main-port.ts'
 import { RelayMetrics, renderPrometheus, sessionStats, type SessionStats } from './metrics.ts'
 import { startMetricsServer, type MetricsServer } from './metrics-server.ts'
@@ -69,6 +71,8 @@ export function defaultPublicIp(host: string): string {
 }
 
 const SWEEP_MS = 5000
+/** Source prefixes the STUN limiter remembers at once (beyond that they share one bucket until the sweep). */
+const STUN_PREFIXES = 65_536
 const COARSE_CLOCK_MS = 5
 
 /**
@@ -94,23 +98,25 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   })
   const publicIp = config.publicIp || defaultPublicIp(host)
   const capacity = Math.min(config.capacity, Math.floor((range.last - range.first + 1) / 2))
-  // The relay id defaults to one derived from the main port, known only once it is bound: the table reads it late.
   const table: SessionTable = new SessionTable({
-    relayId: config.relayId,
     firstPort: range.first,
     lastPort: range.last,
     capacity,
     idleMs: config.idleTimeout * 1000,
     limits,
   })
-  if (deps.ticketPublicKey) table.controlKey = deps.ticketPublicKey
   const forwarder = deps.forwarder ?? userSpaceForwarder()
-  const main = new MainPort({ table, guard, metrics, log, idleTimeoutSec: config.idleTimeout, blockSeconds: config.blockSeconds })
+  const start = clock.now()
+  const stunLimit = new PrefixLimiter({ rate: config.stunRate, burst: 2 * config.stunRate, maxPrefixes: STUN_PREFIXES }, start)
+  const ticketChecks = new TokenBucket(config.ticketCheckRate, config.ticketCheckRate, start)
+  const main = new MainPort({ table, guard, cookies: new CookieJar(), stunLimit, ticketChecks, metrics, log, idleTimeoutSec: config.idleTimeout, blockSeconds: config.blockSeconds })
+  if (deps.ticketPublicKey) main.controlKey = deps.ticketPublicKey
   const sockets = await openSockets({ host, port: config.port, stunAltPort: config.stunAltPort, main, table, limits, metrics, forwarder, clock, log })
+  // The default relay id derives from the main port, known only once it is bound.
   const relayId: string = config.relayId || defaultRelayId(publicIp, sockets.port)
-  table.opts.relayId = relayId
+  main.relayId = relayId
 
-  const gauges = () => ({ sessions: table.size, capacity, blocked: guard.blockedCount, controlKnown: table.controlKey !== null })
+  const gauges = () => ({ sessions: table.size, capacity, blocked: guard.blockedCount, controlKnown: main.controlKey !== null })
   const metricsText = () => {
     forwarder.sync(clock.now())
     return renderPrometheus(metrics, gauges())
@@ -129,6 +135,7 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     const now = clock.now()
     forwarder.sync(now)
     guard.prune(now)
+    stunLimit.prune(now)
     table.unbindable.clear() // ports held by others may be free again
     const gone = table.expire(now)
     for (const s of gone) {
@@ -185,10 +192,10 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
       }),
       heartbeat: () => ({ load: table.size, sessions: table.size }),
       onKey: (key) => {
-        table.controlKey = key
+        main.controlKey = key
       },
     })
-  } else if (!table.controlKey) {
+  } else if (!main.controlKey) {
     log.warn('no --control server: serving STUN only; cannot accept tickets until it knows a control server key')
   }
 
@@ -221,11 +228,11 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     },
     stats: () => {
       forwarder.sync(clock.now())
-      return { ...metrics.snapshot(), sessions: table.size, capacity, blocked_sources: guard.blockedCount, control_key_known: table.controlKey !== null }
+      return { ...metrics.snapshot(), sessions: table.size, capacity, blocked_sources: guard.blockedCount, control_key_known: main.controlKey !== null }
     },
     metricsText,
     setTicketPublicKey: (key) => {
-      table.controlKey = key
+      main.controlKey = key
     },
     sweep,
     async close() {

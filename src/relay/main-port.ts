@@ -2,13 +2,30 @@
  * The relay's main UDP port as pure decisions: a datagram (bytes, source, time) in, the bytes to answer with (or
  * nothing) out. No sockets and no timers; sockets.ts receives, sends and binds the session ports that an ALLOCATE
  * asks for. STUN Binding (RFC 8489) and ALLOCATE (src/shared/wire/allocate.ts) are told apart by their first bytes.
+ *
+ * Anyone can forge a UDP source address, so nothing here trusts one before it is proved:
+ * - every answer is smaller than its request, or (STUN) limited per source prefix, so the relay is no amplifier
+ *   and no useful reflector;
+ * - an ALLOCATE from a source that has not proved its address (by echoing a cookie, cookie.ts) gets only the
+ *   cookie; a proved source then gets the cheap checks (layout, relay id, expiry) and only then the Ed25519
+ *   signature check, within a budget per second for all sources together. Only a proved source can claim a side
+ *   or count towards being blocked.
  */
 import type { Logger } from '../shared/log.ts'
-import { decodeAllocateRequest, encodeAllocateResponse, isAllocate, type AllocateStatus } from '../shared/wire/allocate.ts'
-import { BINDING_REQUEST, decodeStun, encodeBindingResponse, isStun } from '../shared/wire/stun.ts'
-import { decodeTicket, type Side } from '../shared/wire/ticket.ts'
+import {
+  ALLOCATE_RESPONSE_LEN,
+  decodeAllocateRequest,
+  encodeAllocateCookie,
+  encodeAllocateResponse,
+  isAllocate,
+  type AllocateStatus,
+} from '../shared/wire/allocate.ts'
+import { ATTR, BINDING_REQUEST, decodeStun, encodeBindingResponse, isStun } from '../shared/wire/stun.ts'
+import { checkTicketFields, checkTicketSignature, decodeTicket, type Side, type Ticket } from '../shared/wire/ticket.ts'
+import type { CookieJar } from './cookie.ts'
+import type { PrefixLimiter, TokenBucket } from './limits.ts'
 import type { RelayMetrics } from './metrics.ts'
-import type { Session, SessionTable, SideState, SourceGuard } from './session-table.ts'
+import type { DropReason, Session, SessionTable, SideState, SourceGuard } from './session-table.ts'
 
 /** How many times an ALLOCATE tries fresh ports when a session port cannot be bound (held by another program). */
 export const BIND_RETRIES = 4
@@ -17,7 +34,10 @@ export const BIND_RETRIES = 4
 export interface PendingAllocate {
   readonly session: Session
   readonly side: SideState
-  readonly request: { transactionId: Uint8Array; ticket: Uint8Array }
+  readonly ticket: Ticket
+  /** Copies: the received datagram is not ours to keep while the ports are bound. */
+  readonly ticketBytes: Uint8Array
+  readonly transactionId: Uint8Array
   /** The source as the socket reported it, and unmapped from IPv4-mapped IPv6. */
   readonly raw: string
   readonly ip: string
@@ -31,13 +51,26 @@ export type MainResult = Uint8Array | PendingAllocate | null
 export interface MainPortOptions {
   table: SessionTable
   guard: SourceGuard
+  cookies: CookieJar
+  /** STUN answers per source prefix. */
+  stunLimit: PrefixLimiter
+  /** Ed25519 ticket checks, all sources together. */
+  ticketChecks: TokenBucket
   metrics: RelayMetrics
   log: Logger
   idleTimeoutSec: number
   blockSeconds: number
 }
 
+/** Refusals that say the sender holds no valid ticket for this relay: they count towards blocking a proved source. */
+const INVALID: ReadonlySet<DropReason> = new Set(['bad_ticket', 'expired_ticket', 'wrong_relay'])
+
 export class MainPort {
+  /** The control server's Ed25519 ticket key; null until known (then ALLOCATE answers no_control_key). */
+  controlKey: Uint8Array | null = null
+  /** This relay's id, which tickets must name (set once the main port is bound: the default derives from it). */
+  relayId = ''
+
   constructor(private readonly o: MainPortOptions) {}
 
   /**
@@ -53,7 +86,7 @@ export class MainPort {
       metrics.drops.blocked++
       return null
     }
-    if (isStun(buf)) return this.stun(buf, port, ip)
+    if (isStun(buf)) return this.stun(buf, port, ip, now)
     if (allocate && isAllocate(buf)) return this.allocate(buf, port, ip, address, now)
     metrics.drops.unknown_message++
     return null
@@ -63,14 +96,18 @@ export class MainPort {
   bound(p: PendingAllocate, ok: boolean, now: number): MainResult {
     if (ok) {
       this.o.metrics.allocateOk++
-      return this.respond(p.port, p.ip, p.request.transactionId, 'ok', p.side.name, p.side.port, p.session.sessionId)
+      return this.respond(p.port, p.ip, p.transactionId, 'ok', p.side.name, p.side.port, p.session.sessionId)
     }
-    if (p.retriesLeft > 0) return this.claim(p.request, p.port, p.ip, p.raw, now, p.retriesLeft - 1)
+    if (p.retriesLeft > 0) return this.claim(p, now, p.retriesLeft - 1)
     this.o.metrics.drops.no_ports++
-    return this.respond(p.port, p.ip, p.request.transactionId, 'no_ports', p.side.name, 0, p.session.sessionId)
+    return this.respond(p.port, p.ip, p.transactionId, 'no_ports', p.side.name, 0, p.session.sessionId)
   }
 
-  private stun(buf: Uint8Array, port: number, ip: string): MainResult {
+  private stun(buf: Uint8Array, port: number, ip: string, now: number): MainResult {
+    if (!this.o.stunLimit.take(ip, now)) {
+      this.o.metrics.drops.stun_limited++
+      return null
+    }
     const d = decodeStun(buf)
     // RFC 8489 §6.3: only Binding requests get an answer; indications and anything malformed are dropped.
     if (!d.ok || d.message.type !== BINDING_REQUEST) {
@@ -79,32 +116,66 @@ export class MainPort {
     }
     this.o.log.debug('stun binding', { from: `${ip}:${port}` })
     this.o.metrics.stunResponses++
-    return encodeBindingResponse(d.message.transactionId, { address: ip, port, family: ip.includes(':') ? 'IPv6' : 'IPv4' }, { fingerprint: true })
+    // FINGERPRINT only when the request carried one (RFC 8489 §14.7 lets a server mirror the client): a 20-byte
+    // request gets 32 bytes, not 40.
+    const fingerprint = d.message.attributes.some((a) => a.type === ATTR.FINGERPRINT)
+    return encodeBindingResponse(d.message.transactionId, { address: ip, port, family: ip.includes(':') ? 'IPv6' : 'IPv4' }, { fingerprint })
   }
 
   private allocate(buf: Uint8Array, port: number, ip: string, raw: string, now: number): MainResult {
-    this.o.metrics.allocateRequests++
+    const { metrics } = this.o
+    metrics.allocateRequests++
     const req = decodeAllocateRequest(buf)
     if (!req.ok) {
-      this.o.metrics.drops.bad_ticket++
-      this.noteInvalid(ip, now)
-      return null
+      // Not a request we understand (another version, kind or length). Never counts towards blocking: anyone can
+      // send it from any address. Answered only when the answer is not larger than what came in.
+      metrics.drops.malformed++
+      if (buf.length < ALLOCATE_RESPONSE_LEN) return null
+      return this.respond(port, ip, buf.subarray(8, 20), 'malformed', null, 0)
     }
-    return this.claim(req.value, port, ip, raw, now, BIND_RETRIES)
+    const { transactionId, cookie, ticket: ticketBytes } = req.value
+    // Return routability before anything else: an unproved source only ever gets a cookie (smaller than its
+    // request), so a forged source address can neither claim a side nor count towards blocking that address.
+    const binding = ticketBytes.subarray(1, 18) // the ticket's side and session id, read without trusting them
+    if (!this.o.cookies.check(cookie, raw, port, binding, now)) {
+      metrics.allocateCookies++
+      return encodeAllocateCookie({ transactionId, cookie: this.o.cookies.make(raw, port, binding, now) })
+    }
+    const refuse = (status: Exclude<AllocateStatus, 'ok'>, t?: Ticket) => this.refuse({ port, ip, transactionId, ticket: t }, status, now)
+    // Then the checks that cost a comparison, and only then the signature, within its budget.
+    const d = decodeTicket(ticketBytes)
+    if (!d.ok) return refuse('bad_ticket')
+    const t = d.ticket
+    if (!this.controlKey) return refuse('no_control_key', t)
+    const cheap = checkTicketFields(t, { relayId: this.relayId, nowSec: Math.floor(now / 1000) })
+    if (cheap) return refuse(cheap === 'expired' ? 'expired_ticket' : 'wrong_relay', t)
+    const pending = { ticket: t, ticketBytes: ticketBytes.slice(), transactionId: transactionId.slice(), raw, ip, port }
+    // A retry of an ALLOCATE that succeeded: these exact bytes were checked when they claimed the side.
+    const held = this.o.table.claimedBy(t, ticketBytes, raw)
+    if (held) return this.opened({ ...pending, ...held, retriesLeft: BIND_RETRIES }, now)
+    if (!this.o.ticketChecks.take(now)) return refuse('busy', t)
+    metrics.ticketChecks++
+    if (!checkTicketSignature(ticketBytes, this.controlKey)) return refuse('bad_ticket', t)
+    return this.claim(pending, now, BIND_RETRIES)
   }
 
-  private claim(request: PendingAllocate['request'], port: number, ip: string, raw: string, now: number, retriesLeft: number): MainResult {
-    const d = this.o.table.allocate(request.ticket, raw, now)
-    if (d.status !== 'ok') {
-      this.o.metrics.drops[d.reason]++
-      if (d.reason === 'bad_ticket' || d.reason === 'expired_ticket' || d.reason === 'wrong_relay') this.noteInvalid(ip, now)
-      // Echo side and session id when the ticket is readable (unverified: the requester's own bytes).
-      const t = decodeTicket(request.ticket)
-      this.o.log.debug('allocate refused', { from: `${ip}:${port}`, reason: d.reason })
-      return this.respond(port, ip, request.transactionId, d.status, t.ok ? t.ticket.side : null, 0, t.ok ? t.ticket.sessionId : undefined)
-    }
-    const pending: PendingAllocate = { session: d.session, side: d.side, request, raw, ip, port, retriesLeft }
-    return d.session.ready ? this.bound(pending, true, now) : pending
+  private claim(p: Omit<PendingAllocate, 'session' | 'side' | 'retriesLeft'>, now: number, retriesLeft: number): MainResult {
+    const d = this.o.table.allocate(p.ticket, p.ticketBytes, p.raw, now)
+    if (d.status !== 'ok') return this.refuse(p, d.status, now)
+    return this.opened({ ...p, session: d.session, side: d.side, retriesLeft }, now)
+  }
+
+  /** Answers a refusal to a source that proved its address; invalid tickets count towards blocking it. */
+  private refuse(p: { port: number; ip: string; transactionId: Uint8Array; ticket?: Ticket }, status: Exclude<AllocateStatus, 'ok'>, now: number) {
+    this.o.metrics.drops[status]++
+    if (INVALID.has(status) && this.o.guard.noteInvalid(p.ip, now))
+      this.o.log.warn('blocking source after repeated invalid tickets', { ip: p.ip, seconds: this.o.blockSeconds })
+    this.o.log.debug('allocate refused', { from: `${p.ip}:${p.port}`, reason: status })
+    return this.respond(p.port, p.ip, p.transactionId, status, p.ticket?.side ?? null, 0, p.ticket?.sessionId)
+  }
+
+  private opened(p: PendingAllocate, now: number): MainResult {
+    return p.session.ready ? this.bound(p, true, now) : p
   }
 
   private respond(port: number, ip: string, txid: Uint8Array, status: AllocateStatus, side: Side | null, sessionPort: number, sessionId?: Uint8Array) {
@@ -117,9 +188,5 @@ export class MainPort {
       idleTimeoutSec: this.o.idleTimeoutSec,
       sessionId: sessionId ?? new Uint8Array(16),
     })
-  }
-
-  private noteInvalid(ip: string, now: number) {
-    if (this.o.guard.noteInvalid(ip, now)) this.o.log.warn('blocking source after repeated invalid tickets', { ip, seconds: this.o.blockSeconds })
   }
 }

@@ -12,6 +12,10 @@ export class RelayMetrics {
   stunResponses = 0
   allocateRequests = 0
   allocateOk = 0
+  /** ALLOCATEs answered with a cookie (the source had not proved its address yet). */
+  allocateCookies = 0
+  /** Ed25519 ticket signatures checked. */
+  ticketChecks = 0
   sessionsOpened = 0
   sessionsExpired = 0
   socketErrors = 0
@@ -27,6 +31,8 @@ export class RelayMetrics {
       stun_responses: this.stunResponses,
       allocate_requests: this.allocateRequests,
       allocate_ok: this.allocateOk,
+      allocate_cookies: this.allocateCookies,
+      ticket_checks: this.ticketChecks,
       sessions_opened: this.sessionsOpened,
       sessions_expired: this.sessionsExpired,
       socket_errors: this.socketErrors,
@@ -69,6 +75,8 @@ export function renderPrometheus(m: RelayMetrics, gauges: { sessions: number; ca
   counter('lanrage_relay_stun_responses_total', 'STUN Binding responses sent.', m.stunResponses)
   counter('lanrage_relay_allocate_requests_total', 'ALLOCATE requests received.', m.allocateRequests)
   counter('lanrage_relay_allocate_ok_total', 'ALLOCATE requests answered with a session port.', m.allocateOk)
+  counter('lanrage_relay_allocate_cookies_total', 'ALLOCATE requests answered with a cookie (source address not proved yet).', m.allocateCookies)
+  counter('lanrage_relay_ticket_checks_total', 'Ed25519 ticket signatures checked.', m.ticketChecks)
   counter('lanrage_relay_sessions_opened_total', 'Sessions created.', m.sessionsOpened)
   counter('lanrage_relay_sessions_expired_total', 'Sessions freed after the idle timeout.', m.sessionsExpired)
   counter('lanrage_relay_socket_errors_total', 'Errors reported by sockets (ICMP unreachable and the like).', m.socketErrors)

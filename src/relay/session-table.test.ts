@@ -2,55 +2,67 @@
 import { describe, expect, test } from 'bun:test'
 import { createTicketIssuer, fakeData, fakeInitiation } from './testing.ts'
 import { decidePacket, SessionTable, SourceGuard, type Limits } from './session-table.ts'
+import { decodeTicket } from '../shared/wire/ticket.ts'
 
 const RELAY = 'a1a1a1a1a1a1a1a1'
 const limits: Limits = { pps: 10, bps: 10_000, burstS: 1 }
 const T0 = Date.now()
-const table = (over: Partial<ConstructorParameters<typeof SessionTable>[0]> = {}) => {
-  const t = new SessionTable({ relayId: RELAY, firstPort: 40000, lastPort: 40005, capacity: 3, idleMs: 60_000, limits, ...over })
-  return t
+const table = (over: Partial<ConstructorParameters<typeof SessionTable>[0]> = {}) =>
+  new SessionTable({ firstPort: 40000, lastPort: 40005, capacity: 3, idleMs: 60_000, limits, ...over })
+/** The table takes tickets its caller verified (main-port.ts): decoded, with their bytes. */
+const claim = (t: SessionTable, bytes: Uint8Array, ip: string, now: number) => {
+  const d = decodeTicket(bytes)
+  if (!d.ok) throw new Error(d.error)
+  return t.allocate(d.ticket, bytes, ip, now)
 }
 
 describe('SessionTable.allocate', () => {
   const issuer = createTicketIssuer(RELAY)
-  test('needs a control key', () => {
-    expect(table().allocate(issuer.session().ticketA, '1.1.1.1', T0)).toEqual({ status: 'no_control_key', reason: 'no_control_key' })
-  })
   test('first ticket creates the session with both ports; the other side joins it; retries are idempotent', () => {
     const t = table()
-    t.controlKey = issuer.publicKey
     const s = issuer.session()
-    const a = t.allocate(s.ticketA, '1.1.1.1', T0)
+    const a = claim(t, s.ticketA, '1.1.1.1', T0)
     if (a.status !== 'ok') throw new Error(a.status)
     expect(a.created).toBe(true)
     expect([a.session.a.port, a.session.b.port]).toEqual([40000, 40001])
-    const b = t.allocate(s.ticketB, '2.2.2.2', T0)
-    const again = t.allocate(s.ticketA, '1.1.1.1', T0 + 5)
+    const b = claim(t, s.ticketB, '2.2.2.2', T0)
+    const again = claim(t, s.ticketA, '1.1.1.1', T0 + 5)
     expect(b).toMatchObject({ status: 'ok', created: false })
     expect(again).toMatchObject({ status: 'ok', created: false })
     if (b.status === 'ok' && again.status === 'ok') {
       expect(b.side.port).toBe(40001)
       expect(again.side.port).toBe(40000)
     }
-    expect(t.allocate(s.ticketB, '3.3.3.3', T0)).toMatchObject({ status: 'side_taken', reason: 'side_taken' })
+    expect(claim(t, s.ticketB, '3.3.3.3', T0)).toMatchObject({ status: 'side_taken', reason: 'side_taken' })
+  })
+  test('claimedBy finds a side only for the same ticket bytes from the same address', () => {
+    const t = table()
+    const s = issuer.session()
+    const d = decodeTicket(s.ticketA)
+    if (!d.ok) throw new Error(d.error)
+    expect(t.claimedBy(d.ticket, s.ticketA, '1.1.1.1')).toBeUndefined()
+    claim(t, s.ticketA, '1.1.1.1', T0)
+    expect(t.claimedBy(d.ticket, s.ticketA, '1.1.1.1')?.side.name).toBe('a')
+    expect(t.claimedBy(d.ticket, s.ticketA, '1.1.1.2')).toBeUndefined()
+    const other = s.ticketA.slice()
+    other[150] = other[150]! ^ 1 // same fields, other signature bytes: would need checking again
+    expect(t.claimedBy(d.ticket, other, '1.1.1.1')).toBeUndefined()
   })
   test('capacity and port exhaustion answer no_ports; expiry frees ports for reuse', () => {
     const t = table({ capacity: 10 })
-    t.controlKey = issuer.publicKey
-    for (let i = 0; i < 3; i++) expect(t.allocate(issuer.session().ticketA, '1.1.1.1', T0).status).toBe('ok')
-    expect(t.allocate(issuer.session().ticketA, '1.1.1.1', T0)).toMatchObject({ status: 'no_ports' })
+    for (let i = 0; i < 3; i++) expect(claim(t, issuer.session().ticketA, '1.1.1.1', T0).status).toBe('ok')
+    expect(claim(t, issuer.session().ticketA, '1.1.1.1', T0)).toMatchObject({ status: 'no_ports' })
     expect(t.usedPorts.size).toBe(6)
     expect(t.expire(T0 + 60_000)).toHaveLength(0) // not idle for longer than 60 s yet
     expect(t.expire(T0 + 60_001)).toHaveLength(3)
     expect(t.usedPorts.size).toBe(0)
-    expect(t.allocate(issuer.session().ticketA, '1.1.1.1', T0 + 60_002).status).toBe('ok')
+    expect(claim(t, issuer.session().ticketA, '1.1.1.1', T0 + 60_002).status).toBe('ok')
   })
   test('unbindable ports are skipped', () => {
     const t = table()
-    t.controlKey = issuer.publicKey
     t.unbindable.add(40000)
     t.unbindable.add(40002)
-    const a = t.allocate(issuer.session().ticketA, '1.1.1.1', T0)
+    const a = claim(t, issuer.session().ticketA, '1.1.1.1', T0)
     expect(a.status === 'ok' && [a.session.a.port, a.session.b.port]).toEqual([40001, 40003])
   })
 })
@@ -59,10 +71,9 @@ describe('decidePacket', () => {
   const issuer = createTicketIssuer(RELAY)
   function setup() {
     const t = table()
-    t.controlKey = issuer.publicKey
     const s = issuer.session()
-    const a = t.allocate(s.ticketA, '10.0.0.1', T0)
-    const b = t.allocate(s.ticketB, '10.0.0.2', T0)
+    const a = claim(t, s.ticketA, '10.0.0.1', T0)
+    const b = claim(t, s.ticketB, '10.0.0.2', T0)
     if (a.status !== 'ok' || b.status !== 'ok') throw new Error('allocate failed')
     return { sess: a.session, keys: s, A: a.session.a, B: a.session.b }
   }

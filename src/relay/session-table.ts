@@ -13,8 +13,7 @@
  *   key by the control server in a ticket can produce one, and it is addressed to the other peer.
  * - Everything else is dropped and counted by reason. One datagram in, at most one out.
  */
-import { verifyTicket, type Side as SideName, type Ticket } from '../shared/wire/ticket.ts'
-import type { AllocateStatus } from '../shared/wire/allocate.ts'
+import type { Side as SideName, Ticket } from '../shared/wire/ticket.ts'
 import { checkMac1, mac1Key, wgMessageType } from '../shared/wire/wireguard.ts'
 
 export const DROP_REASONS = [
@@ -31,7 +30,10 @@ export const DROP_REASONS = [
   'no_control_key', // ALLOCATE before the relay knows a control server's ticket key
   'no_ports', // capacity reached or port range exhausted
   'side_taken', // ALLOCATE for a side already held from another IP
+  'malformed', // starts like ALLOCATE but is not a well-formed version 2 request
+  'busy', // ALLOCATE beyond the ticket checks per second (answered busy; the client retries)
   'bad_stun', // malformed STUN or not a Binding request
+  'stun_limited', // STUN beyond the rate for its source prefix
   'unknown_message', // neither STUN nor ALLOCATE on the main port
   'send_failed', // the kernel refused the send (backpressure or error)
 ] as const
@@ -53,6 +55,8 @@ export interface SideState {
   readonly mac1Key: Uint8Array
   /** Source IP locked by ALLOCATE; null until claimed. */
   ip: string | null
+  /** The ticket bytes that claimed this side (their signature was checked then); null until claimed. */
+  ticket: Uint8Array | null
   /** Source port learned from a valid handshake; 0 until then. */
   peerPort: number
   // Token bucket (packets and bytes), refilled lazily from `now`.
@@ -80,8 +84,8 @@ export interface Session {
 }
 
 export type AllocateDecision =
-  | { status: 'ok'; session: Session; side: SideState; created: boolean; ticket: Ticket }
-  | { status: Exclude<AllocateStatus, 'ok'>; reason: DropReason; ticket?: Ticket }
+  | { status: 'ok'; session: Session; side: SideState; created: boolean }
+  | { status: 'bad_ticket' | 'no_ports' | 'side_taken'; reason: DropReason }
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -98,6 +102,7 @@ function newSide(name: SideName, port: number, holderKey: Uint8Array, otherKey: 
     holderKey,
     mac1Key: mac1Key(otherKey),
     ip: null,
+    ticket: null,
     peerPort: 0,
     pktTokens: limits.pps * limits.burstS,
     byteTokens: limits.bps * limits.burstS,
@@ -159,7 +164,6 @@ function drop(side: SideState, reason: DropReason): DropReason {
 }
 
 export interface TableOptions {
-  relayId: string
   firstPort: number
   lastPort: number
   capacity: number
@@ -173,9 +177,6 @@ export class SessionTable {
   readonly usedPorts = new Set<number>()
   readonly unbindable = new Set<number>()
   private cursor: number
-  /** The control server's Ed25519 ticket key; null until known (then ALLOCATE answers no_control_key). */
-  controlKey: Uint8Array | null = null
-
   constructor(readonly opts: TableOptions) {
     this.cursor = opts.firstPort
   }
@@ -184,15 +185,19 @@ export class SessionTable {
     return this.sessions.size
   }
 
-  allocate(ticketBytes: Uint8Array, address: string, now: number): AllocateDecision {
-    if (!this.controlKey) return { status: 'no_control_key', reason: 'no_control_key' }
-    const v = verifyTicket(ticketBytes, this.controlKey, { relayId: this.opts.relayId, nowSec: Math.floor(now / 1000) })
-    if (!v.ok) {
-      if (v.error === 'expired') return { status: 'expired_ticket', reason: 'expired_ticket' }
-      if (v.error === 'wrong-relay') return { status: 'wrong_relay', reason: 'wrong_relay' }
-      return { status: 'bad_ticket', reason: 'bad_ticket' }
-    }
-    const t = v.ticket
+  /**
+   * The side these exact ticket bytes already claimed from `address`, if any: a retry of an ALLOCATE that
+   * succeeded needs no second signature check, because the bytes are the ones checked then.
+   */
+  claimedBy(t: Ticket, ticketBytes: Uint8Array, address: string): { session: Session; side: SideState } | undefined {
+    const s = this.sessions.get(hex(t.sessionId))
+    const side = s && (t.side === 'a' ? s.a : s.b)
+    if (!s || !side || side.ip !== address || !side.ticket || !sameBytes(side.ticket, ticketBytes)) return undefined
+    return { session: s, side }
+  }
+
+  /** Claims the side `t` names for `address`. `t` must be verified already (signature, relay id, expiry). */
+  allocate(t: Ticket, ticketBytes: Uint8Array, address: string, now: number): AllocateDecision {
     const id = hex(t.sessionId)
     let s = this.sessions.get(id)
     let created = false
@@ -201,14 +206,14 @@ export class SessionTable {
       const mine = t.side === 'a' ? s.a : s.b
       const other = t.side === 'a' ? s.b : s.a
       if (s.partyId !== t.partyId || !sameBytes(mine.holderKey, t.holderKey) || !sameBytes(other.holderKey, t.otherKey))
-        return { status: 'bad_ticket', reason: 'bad_ticket', ticket: t }
+        return { status: 'bad_ticket', reason: 'bad_ticket' }
     } else {
-      if (this.sessions.size >= this.opts.capacity) return { status: 'no_ports', reason: 'no_ports', ticket: t }
+      if (this.sessions.size >= this.opts.capacity) return { status: 'no_ports', reason: 'no_ports' }
       const pa = this.takePort()
       const pb = pa === undefined ? undefined : this.takePort()
       if (pa === undefined || pb === undefined) {
         if (pa !== undefined) this.usedPorts.delete(pa)
-        return { status: 'no_ports', reason: 'no_ports', ticket: t }
+        return { status: 'no_ports', reason: 'no_ports' }
       }
       const keyA = t.side === 'a' ? t.holderKey : t.otherKey
       const keyB = t.side === 'a' ? t.otherKey : t.holderKey
@@ -227,10 +232,12 @@ export class SessionTable {
       created = true
     }
     const side = t.side === 'a' ? s.a : s.b
-    if (side.ip === null) side.ip = address
-    else if (side.ip !== address) return { status: 'side_taken', reason: 'side_taken', ticket: t }
+    if (side.ip === null) {
+      side.ip = address
+      side.ticket = ticketBytes.slice()
+    } else if (side.ip !== address) return { status: 'side_taken', reason: 'side_taken' }
     s.lastActive = Math.max(s.lastActive, now)
-    return { status: 'ok', session: s, side, created, ticket: t }
+    return { status: 'ok', session: s, side, created }
   }
 
   private takePort(): number | undefined {
@@ -265,8 +272,9 @@ export class SessionTable {
 }
 
 /**
- * Deny list plus automatic blocking of sources that flood invalid tickets (pure, takes `now`).
- * Entries are exact IPs or IPv4 CIDRs ("198.51.100.0/24").
+ * Deny list plus automatic blocking of sources that flood invalid tickets (pure, takes `now`). Only sources that
+ * proved their address (an ALLOCATE cookie) are counted: otherwise anyone could get an innocent address blocked
+ * by forging it. Entries are exact IPs or IPv4 CIDRs ("198.51.100.0/24").
  */
 export class SourceGuard {
   private readonly denyExact = new Set<string>()

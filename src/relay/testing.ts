@@ -5,7 +5,7 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { x25519 } from '@noble/curves/ed25519.js'
-import { decodeAllocateResponse, encodeAllocateRequest, type AllocateResponse } from '../shared/wire/allocate.ts'
+import { AllocateExchange, type AllocateResponse } from '../shared/wire/allocate.ts'
 import { signTicket, type Side } from '../shared/wire/ticket.ts'
 import { computeMac1, mac1Key, WG_INITIATION_LEN, WG_INITIATION_MAC1_AT } from '../shared/wire/wireguard.ts'
 
@@ -39,30 +39,32 @@ export function createTicketIssuer(relayId: string) {
 }
 
 /**
- * Sends ALLOCATE from `sock` (or a fresh socket) to the relay's main port and waits for the answer, re-sending
- * every 200 ms (UDP may drop), at most `tries` times.
+ * ALLOCATE from a fresh socket (on `localHost`) to the relay's main port, the way a client does it: the cookie the
+ * relay answers with is echoed at once; the request is sent again every 200 ms (UDP may drop, a relay may be
+ * busy), at most `tries` times. Resolves with the final answer, whatever its status.
  */
 export async function allocate(
   relay: { host: string; port: number },
   ticket: Uint8Array,
   o: { tries?: number; localHost?: string } = {},
 ): Promise<AllocateResponse> {
-  const transactionId = crypto.getRandomValues(new Uint8Array(12))
-  const req = encodeAllocateRequest({ transactionId, ticket })
+  const x = new AllocateExchange(ticket)
   const got = Promise.withResolvers<AllocateResponse>()
+  let resends = 0
   const sock = await Bun.udpSocket({
     hostname: o.localHost ?? '0.0.0.0',
     socket: {
-      data(_s, buf) {
-        const r = decodeAllocateResponse(buf)
-        if (r.ok && Buffer.from(r.value.transactionId).equals(Buffer.from(transactionId))) got.resolve(r.value)
+      data(s, buf) {
+        const e = x.receive(buf)
+        if (e?.kind === 'resend' && resends++ < 5) s.send(x.request(), relay.port, relay.host)
+        else if (e?.kind === 'done') got.resolve(e.response)
       },
       error() {},
     },
   })
   try {
     for (let i = 0; i < (o.tries ?? 15); i++) {
-      sock.send(req, relay.port, relay.host)
+      sock.send(x.request(), relay.port, relay.host)
       const r = await Promise.race([got.promise, Bun.sleep(200).then(() => undefined)])
       if (r) return r
     }

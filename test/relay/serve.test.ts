@@ -35,8 +35,10 @@ describe('lanrage serve with the relay', () => {
       p.send(encodeBindingRequest(), relayPort)
       expect(await until(() => p.got.length > 0)).toBe(true)
       expect(decodeBindingResponse(p.got[0]!.buf)).toMatchObject({ ok: true, mapped: { address: '127.0.0.1', port: p.port } })
-      // A ticket from some other key: refused as bad_ticket, which shows the relay holds the control key.
-      const stranger = createTicketIssuer('0000000000000000').session()
+      // A ticket for this relay from some other key: refused as bad_ticket (not no_control_key), which shows the
+      // relay holds the control key.
+      const relayId = /relay listening .*relay_id=([0-9a-f]{16})/.exec(err)![1]!
+      const stranger = createTicketIssuer(relayId).session()
       expect((await allocate({ host: '127.0.0.1', port: relayPort }, stranger.ticketA)).status).toBe('bad_ticket')
       proc.kill('SIGTERM')
       expect(await proc.exited).toBe(0)

@@ -1,6 +1,6 @@
 // ALLOCATE from the agent's side, against a real UDP responder on 127.0.0.1 speaking the shared codec.
 import { afterEach, describe, expect, test } from 'bun:test'
-import { decodeAllocateRequest, encodeAllocateResponse, type AllocateStatus } from '../../shared/wire/allocate.ts'
+import { decodeAllocateRequest, encodeAllocateCookie, encodeAllocateResponse, type AllocateStatus } from '../../shared/wire/allocate.ts'
 import { TICKET_LEN } from '../../shared/wire/ticket.ts'
 import { allocate, RelayError, ticketBytes } from './relay-client.ts'
 
@@ -11,9 +11,13 @@ afterEach(() => {
 
 const TICKET = Buffer.from(Uint8Array.from({ length: TICKET_LEN }, (_, i) => i)).toString('base64url')
 
-/** A loopback relay main port that answers ALLOCATE as `answer` says (null: stay silent this time). */
-async function fakeRelay(answer: (n: number) => { status: AllocateStatus; port: number; txid?: Uint8Array } | null) {
+/**
+ * A loopback relay main port that answers ALLOCATE as `answer` says (null: stay silent this time). With `cookie`,
+ * a request that does not echo it gets the cookie reply first, as a real relay answers an unproved source.
+ */
+async function fakeRelay(answer: (n: number) => { status: AllocateStatus; port: number; txid?: Uint8Array } | null, cookie?: Uint8Array) {
   const seen: Uint8Array[] = []
+  const cookies: Uint8Array[] = []
   const s = await Bun.udpSocket({
     hostname: '127.0.0.1',
     binaryType: 'uint8array',
@@ -21,6 +25,9 @@ async function fakeRelay(answer: (n: number) => { status: AllocateStatus; port: 
       data(sock, data, port, address) {
         const r = decodeAllocateRequest(data)
         if (!r.ok) return
+        cookies.push(r.value.cookie.slice())
+        if (cookie && !Buffer.from(r.value.cookie).equals(Buffer.from(cookie)))
+          return void sock.send(encodeAllocateCookie({ transactionId: r.value.transactionId, cookie }), port, address)
         seen.push(r.value.ticket)
         const a = answer(seen.length)
         if (!a) return
@@ -39,7 +46,7 @@ async function fakeRelay(answer: (n: number) => { status: AllocateStatus; port: 
     },
   })
   sockets.push(s)
-  return { relay: { host: '127.0.0.1', port: s.port }, seen }
+  return { relay: { host: '127.0.0.1', port: s.port }, seen, cookies }
 }
 
 describe('ALLOCATE', () => {
@@ -47,6 +54,25 @@ describe('ALLOCATE', () => {
     const { relay, seen } = await fakeRelay(() => ({ status: 'ok', port: 52001 }))
     expect(await allocate(relay, TICKET)).toBe(52001)
     expect(Buffer.from(seen[0]!).toString('base64url')).toBe(TICKET)
+  })
+
+  test('echoes the relay\'s cookie at once (no wait for the next retransmission), then gets the port', async () => {
+    const cookie = new Uint8Array(16).fill(0x5c)
+    const { relay, cookies } = await fakeRelay(() => ({ status: 'ok', port: 52004 }), cookie)
+    // One try: without the immediate resend on the cookie this would end in RELAY_TIMEOUT.
+    expect(await allocate(relay, TICKET, { rtoMs: 3000, attempts: 1 })).toBe(52004)
+    expect(cookies.map((c) => Buffer.from(c).toString('hex'))).toEqual(['00'.repeat(16), '5c'.repeat(16)])
+  }, 10_000)
+
+  test('a busy relay is asked again on the retransmission schedule; every try carries the cookie', async () => {
+    const cookie = new Uint8Array(16).fill(0x77)
+    const { relay, cookies } = await fakeRelay((n) => (n < 3 ? { status: 'busy', port: 0 } : { status: 'ok', port: 52005 }), cookie)
+    expect(await allocate(relay, TICKET, { rtoMs: 30, attempts: 6 })).toBe(52005)
+    expect(cookies.slice(1).every((c) => c.every((b) => b === 0x77))).toBe(true)
+    const always = await fakeRelay(() => ({ status: 'busy', port: 0 }))
+    const err = await allocate(always.relay, TICKET, { rtoMs: 10, attempts: 3 }).catch((e) => e)
+    expect(err.code).toBe('RELAY_TIMEOUT')
+    expect(err.message).toContain('answered busy to every try')
   })
 
   test('retransmits when a request or answer is lost', async () => {

@@ -4,9 +4,11 @@
  * Requests are retransmitted like STUN's (RFC 8489 §6.2.1: RTO doubling from 250 ms), a bounded number of times.
  */
 import { LanrageError } from '../../shared/errors.ts'
-import { decodeAllocateResponse, encodeAllocateRequest } from '../../shared/wire/allocate.ts'
+import { AllocateExchange } from '../../shared/wire/allocate.ts'
 import { TICKET_LEN } from '../../shared/wire/ticket.ts'
+import { openUdpSocket, type UdpSocket } from '../net/udp.ts'
 import type { RelayEndpoint } from './agent.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export class RelayError extends LanrageError {
   constructor(code: 'RELAY_TIMEOUT' | 'RELAY_REFUSED' | 'BAD_TICKET', message: string) {
@@ -17,43 +19,48 @@ export class RelayError extends LanrageError {
 const RTO_MS = 250
 const ATTEMPTS = 5
 
-/** base64url without padding (the ticket's JSON form, CONTRACTS.md) → bytes; null when it is not a ticket. */
+/** base64url without padding (the ticket's JSON form in the API) → bytes; null when it is not a ticket. */
 export function ticketBytes(b64url: string): Uint8Array | null {
   if (!/^[A-Za-z0-9_-]+$/.test(b64url)) return null
   const bytes = Buffer.from(b64url, 'base64url')
   return bytes.length === TICKET_LEN ? new Uint8Array(bytes) : null
 }
 
-/** Sends ALLOCATE with `ticket` to the relay's main port and resolves with this side's session port. */
+/**
+ * Sends ALLOCATE with `ticket` to the relay's main port and resolves with this side's session port. The relay
+ * first answers with a cookie (proof that we receive at our address); the request goes out again at once with it.
+ * A `busy` relay is retried on the same schedule.
+ */
 export async function allocate(relay: RelayEndpoint, ticket: string, retry = { rtoMs: RTO_MS, attempts: ATTEMPTS }): Promise<number> {
   const t = ticketBytes(ticket)
   if (!t) throw new RelayError('BAD_TICKET', `the relay ticket is not ${TICKET_LEN} bytes of base64url`)
-  const transactionId = crypto.getRandomValues(new Uint8Array(12))
-  const request = encodeAllocateRequest({ transactionId, ticket: t })
+  const x = new AllocateExchange(t)
   const { promise, resolve, reject } = Promise.withResolvers<number>()
-  const sock = await Bun.udpSocket({
-    binaryType: 'uint8array',
-    socket: {
-      data(_s, data, port, address) {
-        if (port !== relay.port || address !== relay.host) return
-        const r = decodeAllocateResponse(data)
-        if (!r.ok || !r.value.transactionId.every((b, i) => b === transactionId[i])) return
-        if (r.value.status === 'ok') resolve(r.value.sessionPort)
-        else reject(new RelayError('RELAY_REFUSED', `relay ${relay.host}:${relay.port} refused the allocation: ${r.value.status}`))
-      },
-      // An ICMP unreachable must not kill the agent (STYLE.md §3); the retransmissions carry on.
-      error() {},
+  let cookieResends = 0
+  let busy = false
+  const sock: UdpSocket = await openUdpSocket({
+    onMessage(data, port, address) {
+      if (port !== relay.port || address !== relay.host) return
+      const e = x.receive(data)
+      if (!e) return
+      if (e.kind === 'busy') busy = true
+      // Bounded: a relay that keeps asking (a restart, or the cookie's epoch ran out) gets one resend per try.
+      else if (e.kind === 'resend') cookieResends++ < retry.attempts && sock.send(x.request(), relay.port, relay.host)
+      else if (e.response.status === 'ok') resolve(e.response.sessionPort)
+      else reject(new RelayError('RELAY_REFUSED', `relay ${relay.host}:${relay.port} refused the allocation: ${e.response.status}`))
     },
+    // ICMP unreachable and the like are ignored: the retransmissions carry on.
   })
   try {
     let rto = retry.rtoMs
     for (let i = 0; i < retry.attempts; i++) {
-      sock.send(request, relay.port, relay.host)
-      const r = await Promise.race([promise, Bun.sleep(rto).then(() => null)])
+      sock.send(x.request(), relay.port, relay.host)
+      const r = await Promise.race([promise, sleep(rto).then(() => null)])
       if (r !== null) return r
       rto *= 2
     }
-    throw new RelayError('RELAY_TIMEOUT', `relay ${relay.host}:${relay.port} did not answer ALLOCATE (${retry.attempts} tries)`)
+    const why = busy ? 'answered busy to every try' : `did not answer ALLOCATE (${retry.attempts} tries)`
+    throw new RelayError('RELAY_TIMEOUT', `relay ${relay.host}:${relay.port} ${why}`)
   } finally {
     sock.close()
   }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { ed25519 } from '@noble/curves/ed25519.js'
-import { decodeTicket, fromBase64Url, signTicket, TICKET_LEN, toBase64Url, verifyTicket, type Ticket } from './ticket.ts'
+import { checkTicketFields, checkTicketSignature, decodeTicket, fromBase64Url, signTicket, TICKET_LEN, toBase64Url, verifyTicket, type Ticket } from './ticket.ts'
 
 const { secretKey, publicKey } = ed25519.keygen()
 const t: Ticket = {
@@ -55,5 +55,28 @@ describe('relay tickets', () => {
       const r = crypto.getRandomValues(new Uint8Array(i % 3 === 0 ? TICKET_LEN : i % 200))
       expect(() => verifyTicket(r, publicKey, opts)).not.toThrow()
     }
+  })
+})
+
+describe('ticket signature check', () => {
+  test('agrees with the RFC 8032 reference (noble) on good, tampered and foreign signatures', () => {
+    const b = signTicket(t, secretKey)
+    const other = ed25519.keygen()
+    for (let i = 0; i < 50; i++) {
+      const x = b.slice()
+      if (i > 0) x[(i * 37) % TICKET_LEN] = x[(i * 37) % TICKET_LEN]! ^ (1 << i % 8)
+      const want = ed25519.verify(x.subarray(100), x.subarray(0, 100), publicKey)
+      expect(checkTicketSignature(x, publicKey)).toBe(want)
+      expect(checkTicketSignature(x, other.publicKey)).toBe(false)
+    }
+    expect(checkTicketSignature(b, new Uint8Array(32))).toBe(false)
+    expect(checkTicketSignature(b.subarray(1), publicKey)).toBe(false)
+  })
+
+  test('the field checks come before the signature: an expired or foreign forgery is refused as such', () => {
+    const forged = signTicket(t, ed25519.keygen().secretKey)
+    expect(checkTicketFields(t, opts)).toBeNull()
+    expect(verifyTicket(forged, publicKey, { ...opts, nowSec: t.notAfter + 1 })).toEqual({ ok: false, error: 'expired' })
+    expect(verifyTicket(forged, publicKey, { ...opts, relayId: 'ffffffffffffffff' })).toEqual({ ok: false, error: 'wrong-relay' })
   })
 })
