@@ -2,7 +2,8 @@
  * The LANrage client library: what a game launcher imports.
  *
  *   const keys = generateKeyPair()
- *   const cp = new RemoteControlPlane({ url: 'http://control.example:8667', privateKey: keys.privateKey })
+ *   const cp = new RemoteControlPlane({ url: 'https://control.example:8667', privateKey: keys.privateKey })
+ *   // a server certificate from a private CA: { ..., tls: readCaFile('/etc/lanrage/ca.pem') }
  *   await cp.connect()                                  // registers (key proof) and opens the live channel
  *   cp.on('peer_joined', (e) => ...)                    // live events
  *   const nat = await detectNatFromPort(51820, ['stun1:3478', 'stun2:3478'])
@@ -14,6 +15,7 @@
 export * from './control/types.ts'
 export * from './control/errors.ts'
 export { RemoteControlPlane, registrationProof, peerIdOf, type RemoteControlPlaneOptions, type TokenInfo } from './control/remote.ts'
+export { readCaFile, tlsInit, controlUrls, type ControlTls } from '../shared/tls.ts'
 export { LocalControlPlane, LocalStateError, type LocalControlPlaneOptions } from './control/local.ts'
 export { backoffDelay, isRetryable, DEFAULT_RETRY, DEFAULT_RECONNECT, type BackoffPolicy } from './control/backoff.ts'
 export { StunClient, StunTimeoutError, StunErrorResponseError, StunSocketError, parseStunServer, type StunServer, type BindingResult } from './stun/client.ts'

@@ -10,7 +10,10 @@ import type { CommandSpec } from '../shared/config.ts'
 export const spec = {
   name: 'control',
   summary: 'run the control server alone (HTTP API, WebSocket, relay registry)',
-  description: 'Relays register with --relay-secret; clients connect to http://HOST:PORT. Settings keys: control.<option>.',
+  description: [
+    'Relays register with the relay secret; clients connect to http://HOST:PORT, or https://HOST:PORT with --tls-cert',
+    'and --tls-key (SIGHUP re-reads both). Settings keys: control.<option>.',
+  ].join('\n'),
   schema: controlSchema,
 } satisfies CommandSpec<typeof controlSchema>
 

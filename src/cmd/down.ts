@@ -10,6 +10,7 @@ import { safeText } from '../shared/terminal.ts'
 import { RemoteControlPlane } from '../client/control/remote.ts'
 import { IFNAME_RE } from '../client/wireguard/iface.ts'
 import { alive, loadOrCreateKey, readStatusFile, removeStatusFile } from '../client/agent/state.ts'
+import { readCaFile } from '../shared/tls.ts'
 
 export const spec = {
   name: 'down',
@@ -43,7 +44,8 @@ export async function main(argv: string[]): Promise<number> {
       console.log(safeText(r.exitCode === 0 ? `removed interface ${s.interface}` : `could not remove ${s.interface}: ${r.stderr.toString().trim()}`))
     }
     if (s.party && s.control) {
-      const control = new RemoteControlPlane({ url: s.control, privateKey: loadOrCreateKey(), log, retry: { attempts: 2 } })
+      const tls = s.ca_file ? readCaFile(s.ca_file) : undefined
+      const control = new RemoteControlPlane({ url: s.control, privateKey: loadOrCreateKey(), log, retry: { attempts: 2 }, tls })
       const r = await control.leaveParty(s.party.party_id).catch((e) => `not left: ${(e as Error).message}`)
       await control.close()
       // The party id came from the server and `r` may quote its error message.

@@ -1,7 +1,8 @@
 /**
  * `lanrage serve`: the control server and the relay in one process on an embedded SQLite file (what `npm start`
- * runs). The relay registers with the control server through the same HTTP API a remote relay uses, with the
- * ticket public key handed over directly.
+ * runs). The relay registers through the control server's own request handler — the routes and checks a remote
+ * relay's HTTP requests go through, without a socket (so it needs no certificate that names 127.0.0.1 when the
+ * server runs HTTPS) — with the ticket public key handed over directly.
  */
 import { Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
@@ -11,6 +12,7 @@ import { runServerCommand, startControl } from '../control/server.ts'
 import { relaySchema, type RelayConfig } from '../relay/config.ts'
 import { startRelay } from '../relay/index.ts'
 import { createLogger } from '../shared/log.ts'
+import { PortInUseError } from '../shared/errors.ts'
 
 const r = relaySchema.properties
 export const spec = {
@@ -58,14 +60,18 @@ export async function main(argv: string[]): Promise<number> {
       control: control.url,
       relaySecret: control.relaySecret,
     }
+    const inProcess = ((input: string | Request, init?: RequestInit) => control.app.handle(new Request(input as string, init))) as typeof fetch
     let relay
     try {
-      relay = await startRelay(relayConfig, { ticketPublicKey: control.ticketPublicKey, log: createLogger('relay') })
+      relay = await startRelay(relayConfig, { ticketPublicKey: control.ticketPublicKey, log: createLogger('relay'), fetch: inProcess })
     } catch (e) {
       await control.close()
+      // startRelay names `lanrage relay`'s flags; here the same ports have serve's names.
+      if (e instanceof PortInUseError) throw e.withFlag(RELAY_FLAGS[e.flag] ?? e.flag)
       throw e
     }
     return {
+      reloadTls: control.reloadTls,
       async close() {
         await relay.close()
         await control.close()
@@ -75,3 +81,10 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const defaults = () => Value.Default(relaySchema, {}) as RelayConfig
+
+/** `lanrage relay`'s port flags → the flags of the same ports in `lanrage serve`. */
+const RELAY_FLAGS: Record<string, string> = {
+  '--port': '--relay-port',
+  '--stun-alt-port': '--relay-stun-alt-port',
+  '--metrics-port': '--relay-metrics-port',
+}

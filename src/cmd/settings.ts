@@ -33,7 +33,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (!verb || !['get', 'set', 'list', 'delete'].includes(verb)) throw new SettingsError('USAGE', `expected get, set, list or delete; see lanrage settings --help`)
     void extra
-    const open = openDatabase(cfg.db || defaultSettingsPath())
+    // The default file lives in $LANRAGE_HOME, LANrage's own directory (0700); a --db elsewhere keeps its directory.
+    const open = openDatabase(cfg.db || defaultSettingsPath(), { privateDir: !cfg.db })
     try {
       const store = new SettingsStore(open.db)
       switch (verb) {

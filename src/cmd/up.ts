@@ -2,7 +2,7 @@
 import { Type } from '@sinclair/typebox'
 import { runCommand } from '../shared/command.ts'
 import type { CommandSpec } from '../shared/config.ts'
-import { LanrageError } from '../shared/errors.ts'
+import { isAddrInUse, LanrageError, PortInUseError } from '../shared/errors.ts'
 import { createLogger } from '../shared/log.ts'
 import { safeText } from '../shared/terminal.ts'
 import { RemoteControlPlane } from '../client/control/remote.ts'
@@ -12,6 +12,8 @@ import { DEFAULT_TIMING } from '../client/punch/conn.ts'
 import { Agent } from '../client/agent/agent.ts'
 import { allocate, listRelays } from '../client/agent/relay-client.ts'
 import { alive, loadOrCreateKey, readStatusFile, removeStatusFile, settingsReader, statusPath, writeStatusFile } from '../client/agent/state.ts'
+import { readCaFile } from '../shared/tls.ts'
+import { openUdpSocket } from '../client/net/udp.ts'
 
 export const spec = {
   name: 'up',
@@ -24,7 +26,8 @@ export const spec = {
     'Runs until Ctrl-C, SIGTERM or `lanrage down`, then leaves the party and removes the interface.',
   ].join('\n'),
   schema: Type.Object({
-    control: Type.String({ default: 'http://127.0.0.1:8667', description: 'control server URL' }),
+    control: Type.String({ default: 'http://127.0.0.1:8667', description: 'control server URL (http://, https://, ws:// or wss://)' }),
+    caFile: Type.String({ default: '', description: 'PEM file of the CA that signed an https:// control server certificate (a private CA; replaces the system list)' }),
     create: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'create a party with this name', settings: false })),
     join: Type.Optional(Type.String({ pattern: '^[0-9a-f]{12}$', description: 'join the party with this id (12 hex digits)', settings: false })),
     password: Type.Optional(Type.String({ description: 'party password (for --create: set it; for --join: present it)', settings: false })),
@@ -44,12 +47,20 @@ export const spec = {
 /** STUN at our own relays: a short schedule (≈3.75 s worst case) so a dead relay does not hold up `up`. */
 const STUN_RETRANSMIT = { rtoMs: 250, rc: 4, rm: 8 }
 
-/** A free UDP port: bound by the OS, then released for WireGuard (after STUN has used it). */
-async function freeUdpPort(): Promise<number> {
-  const s = await Bun.udpSocket({ hostname: '0.0.0.0', port: 0 })
-  const port = s.port
-  s.close()
-  return port
+/**
+ * Binds the WireGuard port for a moment (0: any free one) and releases it for STUN and then WireGuard. A port
+ * another program holds fails here, in one line, before anything registers or changes.
+ */
+async function claimUdpPort(port: number): Promise<number> {
+  try {
+    const s = await openUdpSocket({ hostname: '0.0.0.0', port, onMessage: () => {} })
+    const bound = s.port
+    s.close()
+    return bound
+  } catch (e) {
+    if (isAddrInUse(e)) throw new PortInUseError('WireGuard listen port', port, 'udp', '--listen-port', { cause: e })
+    throw e
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -61,9 +72,10 @@ export async function main(argv: string[]): Promise<number> {
       throw new LanrageError('ALREADY_RUNNING', `an agent is already running (pid ${running.pid}, ${statusPath()}); run lanrage down first`)
 
     const log = createLogger('agent')
+    const tls = cfg.caFile ? readCaFile(cfg.caFile) : undefined
+    const listenPort = await claimUdpPort(cfg.listenPort)
     const privateKey = loadOrCreateKey()
-    const listenPort = cfg.listenPort || (await freeUdpPort())
-    const control = new RemoteControlPlane({ url: cfg.control, privateKey, log })
+    const control = new RemoteControlPlane({ url: cfg.control, privateKey, log, tls })
     await control.register()
     await control.connect()
     control.startHeartbeats(cfg.heartbeatInterval * 1000)
@@ -79,14 +91,14 @@ export async function main(argv: string[]): Promise<number> {
       },
       {
         control,
-        listRelays: () => listRelays(cfg.control, control.token!),
+        listRelays: () => listRelays(control.url, control.token!, tls),
         detectNat: (port, targets) => detectNatFromPort(port, targets, { retransmit: STUN_RETRANSMIT, log }),
         allocate,
         createInterface: (name) => WireGuardInterface.create({ name, log }),
         now: Date.now,
         log,
         say: (line) => console.log(line),
-        writeStatus: (s) => writeStatusFile({ ...s, control: cfg.control }),
+        writeStatus: (s) => writeStatusFile({ ...s, control: cfg.control, ...(cfg.caFile ? { ca_file: cfg.caFile } : {}) }),
       },
     )
     let stopping: Promise<void> | null = null

@@ -16,7 +16,14 @@ export const controlSchema = Type.Object({
   host: Type.String({ default: '0.0.0.0', description: 'address the HTTP server binds' }),
   port: Type.Integer({ minimum: 0, maximum: 65535, default: DEFAULT_PORT, description: 'HTTP port (0 = any free port)' }),
   db: Type.String({ default: './data/lanrage.db', description: 'SQLite database file (also holds this server’s settings)', settings: false }),
-  relaySecret: Type.String({ default: '', description: 'shared secret relays present in X-Relay-Secret (empty: relay registration refused)' }),
+  relaySecret: Type.String({
+    default: '',
+    description:
+      'shared secret relays present in X-Relay-Secret (empty: relay registration refused). As a flag it is visible to every local user in /proc/*/cmdline: prefer --relay-secret-file or the environment',
+  }),
+  relaySecretFile: Type.String({ default: '', description: 'file whose first line is the relay secret (instead of --relay-secret)' }),
+  tlsCert: Type.String({ default: '', description: 'PEM certificate (chain) file: serve HTTPS and WSS instead of HTTP; re-read on SIGHUP (with --tls-key)' }),
+  tlsKey: Type.String({ default: '', description: 'PEM private key file of --tls-cert; re-read on SIGHUP' }),
   subnet: Type.String({ default: '10.66.0.0/16', description: 'virtual network of every party (IPv4 CIDR, prefix 8..30)' }),
   tokenTtlS: Type.Integer({ minimum: 60, default: 86_400, description: 'bearer token lifetime in seconds' }),
   challengeTtlS: Type.Integer({ minimum: 5, default: 60, description: 'registration challenge lifetime in seconds' }),

@@ -46,8 +46,14 @@ export const relaySchema = Type.Object({
   publicIp: Type.String({ default: '', description: 'address clients reach this relay at (default: the first non-loopback IPv4)' }),
   region: Type.String({ default: 'default', description: 'region reported to the control server' }),
   capacity: Type.Integer({ minimum: 1, default: 500, description: 'most sessions at once (each takes two ports)' }),
-  control: Type.String({ default: '', description: 'control server URL to register with, e.g. http://203.0.113.10:8667' }),
-  relaySecret: Type.String({ default: '', description: 'shared secret for registering with the control server (X-Relay-Secret)' }),
+  control: Type.String({ default: '', description: 'control server URL to register with, e.g. https://control.example:8667' }),
+  caFile: Type.String({ default: '', description: 'PEM file of the CA that signed an https:// control server certificate (a private CA; replaces the system list)' }),
+  relaySecret: Type.String({
+    default: '',
+    description:
+      'shared secret for registering with the control server (X-Relay-Secret). As a flag it is visible to every local user in /proc/*/cmdline: prefer --relay-secret-file or the environment',
+  }),
+  relaySecretFile: Type.String({ default: '', description: 'file whose first line is the relay secret (instead of --relay-secret)' }),
   relayId: Type.String({ pattern: '^([0-9a-f]{16})?$', default: '', description: '16 hex digits (default: derived from public ip and port)' }),
   metricsPort: Type.Integer({ minimum: -1, maximum: 65535, default: -1, description: 'HTTP port for GET /metrics (Prometheus); -1 = off' }),
   metricsHost: Type.String({ default: '127.0.0.1', description: 'address the metrics HTTP server binds' }),

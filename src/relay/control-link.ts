@@ -1,10 +1,12 @@
 /**
- * Registration and heartbeat with the control server (CONTRACTS.md "Relays"): `POST /relays` with the relay
- * secret returns the ticket public key and the heartbeat interval; `POST /relays/{id}/heartbeat` reports load,
- * and a 404 there means "register again". Failures retry with exponential backoff and jitter.
+ * Registration and heartbeat with the control server: `POST /relays` with the relay secret returns the ticket
+ * public key and the heartbeat interval; `POST /relays/{id}/heartbeat` reports load, and a 404 there means
+ * "register again". Failures retry with exponential backoff and jitter. The URL may be http(s):// or ws(s)://;
+ * TLS (a private CA) comes with the `fetch` the caller passes.
  */
 import type { RelayInfo } from '../shared/api.ts'
 import type { Logger } from '../shared/log.ts'
+import { controlUrls } from '../shared/tls.ts'
 
 /** `POST /relays`: the relay's public record (the server keeps `last_seen` itself) plus its session port range. */
 export type RegisterBody = Omit<RelayInfo, 'last_seen'> & { ports: string }
@@ -30,7 +32,7 @@ export interface ControlLink {
 
 export function startControlLink(o: ControlLinkOptions): ControlLink {
   const f = o.fetch ?? fetch
-  const base = o.url.replace(/\/+$/, '')
+  const base = controlUrls(o.url).http
   const minB = o.minBackoffMs ?? 1000
   const maxB = o.maxBackoffMs ?? 60_000
   let stopped = false
@@ -67,7 +69,8 @@ export function startControlLink(o: ControlLinkOptions): ControlLink {
       first.resolve()
       later(intervalMs, heartbeat)
     } catch (e) {
-      retry('registration', e instanceof Error ? e.message : String(e))
+      const code = (e as { code?: unknown } | null)?.code
+      retry('registration', `${e instanceof Error ? e.message : String(e)}${typeof code === 'string' ? ` (${code})` : ''}`)
     }
   }
 

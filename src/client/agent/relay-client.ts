@@ -4,6 +4,7 @@
  * Requests are retransmitted like STUN's (RFC 8489 §6.2.1: RTO doubling from 250 ms), a bounded number of times.
  */
 import { LanrageError } from '../../shared/errors.ts'
+import { tlsInit, type ControlTls } from '../../shared/tls.ts'
 import { AllocateExchange } from '../../shared/wire/allocate.ts'
 import { TICKET_LEN } from '../../shared/wire/ticket.ts'
 import { openUdpSocket, type UdpSocket } from '../net/udp.ts'
@@ -67,8 +68,8 @@ export async function allocate(relay: RelayEndpoint, ticket: string, retry = { r
 }
 
 /** `GET /relays` with the peer's bearer token: the relays' main ports (and STUN alt ports), least loaded first. */
-export async function listRelays(controlUrl: string, token: string): Promise<RelayEndpoint[]> {
-  const res = await fetch(controlUrl.replace(/\/+$/, '') + '/relays', { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } })
+export async function listRelays(controlUrl: string, token: string, tls?: ControlTls): Promise<RelayEndpoint[]> {
+  const res = await fetch(controlUrl.replace(/\/+$/, '') + '/relays', { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, ...tlsInit(tls) })
   if (!res.ok) throw new LanrageError('RELAYS_UNAVAILABLE', `GET /relays answered ${res.status}`, 502)
   const body = (await res.json()) as { relays?: { public_ip?: unknown; port?: unknown; stun_alt_port?: unknown; load?: unknown }[] }
   return (body.relays ?? [])

@@ -2,44 +2,51 @@
  * The agent's files under $LANRAGE_HOME (default ~/.lanrage): its WireGuard private key (its identity at the
  * control server) and the status file the running agent keeps current for `lanrage status` and `lanrage down`.
  * The status file is replaced atomically (temp file + rename) so a reader never sees half of it.
+ * Both files, like $LANRAGE_HOME itself, are the owner's only (0600 / 0700; looser ones are tightened with a warning).
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openDatabase } from '../../db/client.ts'
 import { SettingsStore } from '../../db/settings.ts'
-import { defaultSettingsPath, lanrageHome } from '../../shared/home.ts'
+import { defaultSettingsPath, ensureLanrageHome, lanrageHome } from '../../shared/home.ts'
+import { createLogger } from '../../shared/log.ts'
+import { ensurePrivateFile, PRIVATE_FILE_MODE } from '../../shared/private-files.ts'
 import { encodeKey, generatePrivateKey, parsePrivateKey } from '../wireguard/keys.ts'
 import type { AgentStatus } from './agent.ts'
 
 type Env = Record<string, string | undefined>
+const warn = (m: string) => createLogger('home').warn(m)
 export const keyPath = (env: Env = process.env) => join(lanrageHome(env), 'private.key')
 export const statusPath = (env: Env = process.env) => join(lanrageHome(env), 'agent.json')
 
 /** The agent's status file plus what `down` needs to clean up after an agent that died. */
 export interface StatusFile extends AgentStatus {
   control: string
+  /** `up --ca-file`, for `down` to reach an https:// control server with a private CA. */
+  ca_file?: string
 }
 
 /** Loads the private key, creating one (mode 0600) on first use. */
 export function loadOrCreateKey(env: Env = process.env): string {
   const path = keyPath(env)
+  ensureLanrageHome(warn, env)
   if (existsSync(path)) {
+    ensurePrivateFile(path, { warn })
     const text = readFileSync(path, 'utf8').trim()
     parsePrivateKey(text) // a corrupt key file is an error, never silently replaced (it is the peer's identity)
     return text
   }
-  mkdirSync(lanrageHome(env), { recursive: true, mode: 0o700 })
   const key = encodeKey(generatePrivateKey())
-  writeFileSync(path, key + '\n', { mode: 0o600 })
-  chmodSync(path, 0o600)
+  writeFileSync(path, key + '\n', { mode: PRIVATE_FILE_MODE })
+  chmodSync(path, PRIVATE_FILE_MODE)
   return key
 }
 
 export function writeStatusFile(s: StatusFile, env: Env = process.env): void {
   const path = statusPath(env)
-  mkdirSync(lanrageHome(env), { recursive: true, mode: 0o700 })
+  ensureLanrageHome(warn, env)
   const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n')
+  writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n', { mode: PRIVATE_FILE_MODE })
   renameSync(tmp, path)
 }
 
@@ -76,7 +83,7 @@ export function alive(pid: number): boolean {
 export function settingsReader(env: Env = process.env): ((key: string) => unknown) | undefined {
   const path = defaultSettingsPath(env)
   if (!existsSync(path)) return undefined
-  const open = openDatabase(path)
+  const open = openDatabase(path, { privateDir: true })
   const store = new SettingsStore(open.db)
   return (key) => store.get(key)
 }

@@ -22,6 +22,15 @@ export class ControlUnreachableError extends ControlPlaneError {
     super('CONTROL_UNREACHABLE', message, 503, undefined, options)
   }
 }
+/**
+ * The server's certificate was refused (unknown CA, wrong name, expired): not retried. A server with a private CA
+ * needs that CA (`tls.ca`, `--ca-file`).
+ */
+export class ControlTlsError extends ControlPlaneError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('CONTROL_TLS', `${message}; the certificate is not trusted (for a private CA, give its certificate with --ca-file)`, 502, undefined, options)
+  }
+}
 /** 401 even after re-registering, or registration itself refused. */
 export class ControlAuthError extends ControlPlaneError {
   constructor(message: string, serverCode?: string) {

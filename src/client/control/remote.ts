@@ -13,9 +13,10 @@ import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { WS_BEARER_PREFIX, WS_PROTOCOL } from '../../shared/api.ts'
 import { silentLogger, type Logger } from '../../shared/log.ts'
+import { controlUrls, isCertificateError, tlsInit, type ControlTls } from '../../shared/tls.ts'
 import { encodeKey, parsePrivateKey, parsePublicKey, publicKeyOf, sharedSecret, type WgPrivateKey } from '../wireguard/keys.ts'
 import { backoffDelay, DEFAULT_RECONNECT, DEFAULT_RETRY, isRetryable, type BackoffPolicy } from './backoff.ts'
-import { ControlAuthError, ControlPlaneError, ControlProtocolError, ControlUnreachableError, errorFromResponse, ControlMissingError } from './errors.ts'
+import { ControlAuthError, ControlPlaneError, ControlProtocolError, ControlUnreachableError, errorFromResponse, ControlMissingError, ControlTlsError } from './errors.ts'
 import { Emitter } from './events.ts'
 import type {
   ControlEventName,
@@ -38,8 +39,10 @@ export const DEFAULT_PING_MS = 20_000
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 
 export interface RemoteControlPlaneOptions {
-  /** Control server base URL, e.g. http://127.0.0.1:8667 */
+  /** Control server base URL, e.g. https://control.example:8667 (http://, https://, ws:// or wss://). */
   url: string
+  /** TLS for an https:// server: a private CA to trust (`readCaFile`). Certificates are always verified. */
+  tls?: ControlTls
   /** This peer's WireGuard private key (its identity). */
   privateKey: WgPrivateKey | string
   /** A token from an earlier registration (e.g. saved across restarts); used until the server refuses it. */
@@ -94,6 +97,7 @@ const isStr = (v: unknown) => typeof v === 'string'
 
 export class RemoteControlPlane implements ControlPlane {
   readonly url: string
+  private readonly wsUrl: string
   readonly publicKey: string
   private readonly privateKey: WgPrivateKey
   private readonly retry: BackoffPolicy
@@ -120,7 +124,9 @@ export class RemoteControlPlane implements ControlPlane {
   private readonly sleeping = new Set<{ timer: ReturnType<typeof setTimeout>; resolve: () => void }>()
 
   constructor(private readonly opts: RemoteControlPlaneOptions) {
-    this.url = opts.url.replace(/\/+$/, '')
+    const urls = controlUrls(opts.url)
+    this.url = urls.http
+    this.wsUrl = urls.ws + '/ws'
     this.privateKey = typeof opts.privateKey === 'string' ? parsePrivateKey(opts.privateKey) : opts.privateKey
     this.publicKey = encodeKey(publicKeyOf(this.privateKey))
     this.retry = { ...DEFAULT_RETRY, ...opts.retry }
@@ -177,8 +183,11 @@ export class RemoteControlPlane implements ControlPlane {
           headers,
           body: body === undefined ? undefined : JSON.stringify(body),
           signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS),
+          ...tlsInit(this.opts.tls),
         })
       } catch (e) {
+        // A refused certificate is not a network hiccup: say so now instead of retrying.
+        if (isCertificateError(e)) throw new ControlTlsError(`${o.what}: ${this.url}: ${(e as Error).message} (${(e as { code: string }).code})`, { cause: e })
         lastNetwork = e
         if (attempt + 1 < this.retry.attempts) {
           const d = backoffDelay(attempt, this.retry, this.random)
@@ -424,10 +433,12 @@ export class RemoteControlPlane implements ControlPlane {
       return
     }
     if (this.closed) return
-    const wsUrl = this.url.replace(/^http/, 'ws') + '/ws'
     // The token travels as subprotocols ("lanrage", "bearer.<token>"), which every WebSocket implementation can
-    // send (Bun, Node, browsers; a header is Bun-only), and stays out of URLs and access logs.
-    const ws = new WebSocket(wsUrl, [WS_PROTOCOL, WS_BEARER_PREFIX + token])
+    // send (Bun, Node, browsers; a header is Bun-only), and stays out of URLs and access logs. A private CA goes in
+    // the options-object form (Bun's, like undici's), which carries the protocols too.
+    const protocols = [WS_PROTOCOL, WS_BEARER_PREFIX + token]
+    const tls = tlsInit(this.opts.tls)
+    const ws = tls.tls ? new WebSocket(this.wsUrl, { protocols, ...tls } as unknown as string[]) : new WebSocket(this.wsUrl, protocols)
     this.ws = ws
     this.lastWsHelloed = false
     let lastPong = Date.now()
