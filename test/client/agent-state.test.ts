@@ -1,4 +1,4 @@
-// The agent's files (src/client/agent/state.ts) and the status command's text (status.ts formatStatus), in process.
+// The agent's files (src/client/agent/state.ts) and the status command's text (src/cmd/status.ts formatStatus), in process.
 import { describe, expect, test } from 'bun:test'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
