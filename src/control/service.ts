@@ -40,6 +40,7 @@ import type { ControlConfig } from './config.ts'
 import { b64, decodeKey, hashToken, newToken, peerIdOf, proofChecker, randomHex, sameBytes } from './crypto.ts'
 import { ControlError, conflict, forbidden, notFound, RateLimitedError, schemaError, unauthorized } from './errors.ts'
 import { Hub } from './hub.ts'
+import { FairGate, FixedWindowLimiter, GateFullError } from './limits.ts'
 import { allocateIp, parseSubnet, type Subnet } from './ip.ts'
 
 export interface ControlDeps {
@@ -96,11 +97,23 @@ export class ControlService {
   /** `${partyId} ${peerId}` of members whose last_seen changed since the last flush. */
   private readonly dirty = new Set<string>()
   private readonly tokenCache = new Map<string, { peerId: string; expiresAt: number }>()
-  private readonly rate = new Map<string, { windowStart: number; count: number }>()
+  private readonly registrations: FixedWindowLimiter
+  private readonly wrongByPeer: FixedWindowLimiter
+  private readonly wrongByParty: FixedWindowLimiter
+  /** Password hashing (argon2id, 19 MiB each) runs at most passwordHashConcurrency at once. */
+  readonly passwordGate: FairGate
+  /** peerId → its party creates still in progress (hashing a password). */
+  private readonly creating = new Map<string, number>()
+  /** partyId → joins whose password is being checked. */
+  private readonly joining = new Map<string, number>()
 
   constructor(deps: ControlDeps) {
     this.repo = new ControlRepo(deps.db)
     this.hub = new Hub(deps.config.maxSocketsPerToken)
+    this.registrations = new FixedWindowLimiter(deps.config.registerRatePerMin)
+    this.wrongByPeer = new FixedWindowLimiter(deps.config.wrongPasswordsPerPeer)
+    this.wrongByParty = new FixedWindowLimiter(deps.config.wrongPasswordsPerParty)
+    this.passwordGate = new FairGate(deps.config.passwordHashConcurrency)
     this.clock = deps.clock
     this.log = deps.logger
     this.config = deps.config
@@ -144,13 +157,47 @@ export class ControlService {
   /** Fixed one-minute window per source address over challenge + register (429 beyond the limit). */
   checkRate(ip: string | undefined): void {
     const key = ip ?? 'unknown'
+    const retry = this.registrations.take(key, this.clock.now())
+    if (retry !== undefined) throw new RateLimitedError(`too many registration attempts from ${key}; retry in ${retry} s`, retry)
+  }
+
+  /** Hashes or verifies a party password through the gate (bounded concurrency, callers served in turn). */
+  private hashing<T>(peerId: string, task: () => Promise<T>): Promise<T> {
+    return this.passwordGate.run(peerId, task).catch((e) => {
+      if (e instanceof GateFullError) throw new RateLimitedError('the server is busy checking passwords; retry in a second', 1, 'BUSY')
+      throw e
+    })
+  }
+
+  /**
+   * Checks a join's password. Wrong guesses are limited per guesser (its attempts in progress count, so parallel
+   * guesses cannot all pass a check made before any finished) and per party (wrong ones; attempts in progress on
+   * one party are bounded by its size, so a burst of real joiners is never mistaken for guessing): 429 with
+   * Retry-After, before any hash is spent. A right password counts against nobody.
+   */
+  private async checkPassword(peerId: string, party: PartyRow, password: string | undefined): Promise<void> {
+    const partyId = party.partyId
+    if (!password) throw forbidden('WRONG_PASSWORD', `party ${partyId} needs a password`)
     const now = this.clock.now()
-    let w = this.rate.get(key)
-    if (!w || now - w.windowStart >= 60_000) this.rate.set(key, (w = { windowStart: now, count: 0 }))
-    if (++w.count > this.config.registerRatePerMin) {
-      const retry = Math.ceil((w.windowStart + 60_000 - now) / 1000)
-      throw new RateLimitedError(`too many registration attempts from ${key}; retry in ${retry} s`, retry)
+    const mine = this.wrongByPeer.check(peerId, now)
+    if (mine !== undefined) throw new RateLimitedError(`too many wrong passwords from you; retry in ${mine} s`, mine)
+    const theirs = this.wrongByParty.check(partyId, now)
+    if (theirs !== undefined) throw new RateLimitedError(`too many wrong passwords for party ${partyId}; retry in ${theirs} s`, theirs)
+    const inFlight = this.joining.get(partyId) ?? 0
+    if (inFlight >= party.maxPeers) throw new RateLimitedError(`${inFlight} joins of party ${partyId} are being checked; retry in a second`, 1, 'BUSY')
+    this.wrongByPeer.take(peerId, now)
+    this.joining.set(partyId, inFlight + 1)
+    let ok = false
+    try {
+      ok = await this.hashing(peerId, () => Bun.password.verify(password, party.passwordHash!))
+    } finally {
+      const n = this.joining.get(partyId)! - 1
+      if (n) this.joining.set(partyId, n)
+      else this.joining.delete(partyId)
+      if (ok) this.wrongByPeer.refund(peerId)
+      else this.wrongByParty.take(partyId, this.clock.now())
     }
+    if (!ok) throw forbidden('WRONG_PASSWORD', `wrong password for party ${partyId}`)
   }
 
   challenge(publicKey: string) {
@@ -310,9 +357,31 @@ export class ControlService {
 
   async createParty(peerId: string, body: { name: string; password?: string; max_peers?: number; host_peer_info?: PeerEndpointInfo }) {
     const maxPeers = this.checkMaxPeers(body.max_peers)
-    if (this.repo.countHostedParties(peerId) >= this.config.maxPartiesPerHost)
-      throw conflict('TOO_MANY_PARTIES', `you already host ${this.config.maxPartiesPerHost} parties; leave one first`)
-    const passwordHash = body.password ? await Bun.password.hash(body.password, PASSWORD_PARAMS) : null
+    const checkHosted = (pending: number) => {
+      if (this.repo.countHostedParties(peerId) + pending >= this.config.maxPartiesPerHost)
+        throw conflict('TOO_MANY_PARTIES', `you already host ${this.config.maxPartiesPerHost} parties; leave one first`)
+    }
+    // Creates still hashing their password count too, so parallel creates are refused before they cost a hash;
+    // the insert transaction checks again against the table itself.
+    checkHosted(this.creating.get(peerId) ?? 0)
+    this.creating.set(peerId, (this.creating.get(peerId) ?? 0) + 1)
+    try {
+      return await this.insertParty(peerId, body, maxPeers, () => checkHosted(0))
+    } finally {
+      const n = this.creating.get(peerId)! - 1
+      if (n) this.creating.set(peerId, n)
+      else this.creating.delete(peerId)
+    }
+  }
+
+  private async insertParty(
+    peerId: string,
+    body: { name: string; password?: string; host_peer_info?: PeerEndpointInfo },
+    maxPeers: number,
+    checkHosted: () => void,
+  ) {
+    const password = body.password
+    const passwordHash = password ? await this.hashing(peerId, () => Bun.password.hash(password, PASSWORD_PARAMS)) : null
     const now = this.clock.now()
     const info = body.host_peer_info ?? {}
     let party: PartyRow | undefined
@@ -320,6 +389,8 @@ export class ControlService {
       const candidate: PartyRow = { partyId: randomHex(6), name: body.name, hostId: peerId, passwordHash, maxPeers, subnet: this.config.subnet, createdAt: now }
       try {
         this.repo.tx(() => {
+          // Creates that waited for their hash together must not all pass a count read before any inserted.
+          checkHosted()
           this.repo.insertParty(candidate)
           this.repo.insertMembership(newMembership(candidate.partyId, peerId, allocateIp(this.subnet, [])!, info, now))
         })
@@ -340,10 +411,7 @@ export class ControlService {
     const alreadyMember = this.members.get(partyId)?.has(peerId) ?? false
     // Before the password: a removed peer learns nothing more and costs no hash.
     if (!alreadyMember) this.checkNotBanned(partyId, peerId)
-    if (before.passwordHash && !alreadyMember) {
-      if (!body.password) throw forbidden('WRONG_PASSWORD', `party ${partyId} needs a password`)
-      if (!(await Bun.password.verify(body.password, before.passwordHash))) throw forbidden('WRONG_PASSWORD', `wrong password for party ${partyId}`)
-    }
+    if (before.passwordHash && !alreadyMember) await this.checkPassword(peerId, before, body.password)
     const info = body.peer_info ?? {}
     const now = this.clock.now()
     // Everything from the capacity check to the insert happens in one IMMEDIATE transaction: two concurrent joins
@@ -748,7 +816,7 @@ export class ControlService {
     for (const [h, t] of this.tokenCache) if (t.expiresAt <= now) this.tokenCache.delete(h)
     // Every socket knows its token's expiry, cached or not.
     this.hub.closeExpired(now)
-    for (const [ip, w] of this.rate) if (now - w.windowStart >= 60_000) this.rate.delete(ip)
+    for (const limiter of [this.registrations, this.wrongByPeer, this.wrongByParty]) limiter.sweep(now)
     const out = { peers_removed: removed, parties_deleted: deleted, ...purged, relays: purged.relays.length }
     if (removed || deleted || purged.relays.length) this.log.info('cleanup', out)
     return out

@@ -46,7 +46,7 @@ export const parties = sqliteTable('parties', {
   hostId: text('host_id')
     .notNull()
     .references(() => peers.peerId, { onDelete: 'cascade' }),
-  /** scrypt hash (see src/control/password.ts), null when the party has no password. */
+  /** argon2id hash in PHC string form (Bun.password), null when the party has no password. */
   passwordHash: text('password_hash'),
   maxPeers: integer('max_peers', { mode: 'number' }).notNull(),
   subnet: text('subnet').notNull(),
