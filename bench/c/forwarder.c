@@ -6,7 +6,8 @@
  * socket to that socket's peer. Batches of up to BATCH datagrams move with one recvmmsg(2) and one sendmmsg(2),
  * straight from the receive buffers (no copy). No checks at all: this is what the relay is measured against.
  *
- *   forwarder [PORT_A PORT_B]     (0 or absent: the kernel picks)
+ *   forwarder [PORT_A PORT_B [ADDR]]     (ports 0 or absent: the kernel picks; ADDR default 127.0.0.1,
+ *                                         0.0.0.0 in bench/relay-offload.ts's relay namespace)
  *
  * Prints one line "ready PORT_A PORT_B" when bound, and on SIGTERM/SIGINT one JSON line with its counters.
  * Socket buffers stay at the kernel default (net.core.rmem_default), the same as Bun's sockets get, so the
@@ -43,11 +44,12 @@ static struct sockaddr_in from[BATCH];
 static unsigned char bufs[BATCH][MAXDGRAM];
 static unsigned long long received, forwarded, dropped_no_peer, dropped_send;
 
+static struct in_addr bind_addr;
+
 static int bind_udp(int port) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
   if (fd < 0) { perror("socket"); exit(1); }
-  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = bind_addr };
   if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); exit(1); }
   return fd;
 }
@@ -90,6 +92,8 @@ static void pump(struct side *in, struct side *out) {
 }
 
 int main(int argc, char **argv) {
+  bind_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (argc > 3 && inet_pton(AF_INET, argv[3], &bind_addr) != 1) { fprintf(stderr, "forwarder: bad address %s\n", argv[3]); return 2; }
   struct side a = { .fd = bind_udp(argc > 1 ? atoi(argv[1]) : 0) };
   struct side b = { .fd = bind_udp(argc > 2 ? atoi(argv[2]) : 0) };
   a.port = local_port(a.fd);

@@ -8,6 +8,14 @@
  * --ports binds the two sockets to fixed ports (default: any), so that consecutive runs keep the addresses a
  * forwarder has learned and nothing is ever sent to a socket that no longer exists.
  *
+ * Everything is on 127.0.0.1 unless told otherwise. For a forwarder in another network namespace
+ * (bench/relay-offload.ts) the two sockets can live in two namespaces, still in this one process so that
+ * latency is measured against one clock (a socket stays in the namespace it was created in):
+ *   --ns-a NAME / --ns-b NAME      create the sender (a) / receiver (b) socket in /var/run/netns/NAME
+ *   --addr-a IP / --addr-b IP      bind address of the sender / receiver socket
+ *   --dest-a IP / --dest-b IP      where the sender's targets and hello-a go / where hello-b goes
+ * "target self" then sends to the receiver's --addr-b (through whatever routes lie between the namespaces).
+ *
  * PLAN (stdin), one item a line:
  *   template HEX      bytes every data datagram starts with (e.g. a WireGuard type-4 header)
  *   hello-b PORT HEX  before the run, the receiver socket sends HEX to 127.0.0.1:PORT (a forwarder learns it)
@@ -30,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,22 +78,34 @@ static void sleep_until(uint64_t t) {
 }
 
 static int send_port_opt, recv_port_opt;
+static const char *ns_a, *ns_b;
+static struct in_addr addr_a, addr_b, dest_a, dest_b;
 
-static int bind_udp(int port) {
+static void enter_ns(const char *name) {
+  char path[300];
+  snprintf(path, sizeof path, "/var/run/netns/%s", name);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) { perror(path); exit(1); }
+  close(fd);
+}
+
+static int bind_udp(struct in_addr addr, int port) {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   if (fd < 0) { perror("socket"); exit(1); }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = addr };
   if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); exit(1); }
   return fd;
 }
 
-static struct sockaddr_in loopback(int port) {
-  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+static struct sockaddr_in sockaddr(struct in_addr addr, int port) {
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = addr };
   return a;
+}
+
+static void parse_addr(const char *opt, const char *s, struct in_addr *out) {
+  if (inet_pton(AF_INET, s, out) != 1) { fprintf(stderr, "udpgen: %s wants an IPv4 address, got %s\n", opt, s); exit(2); }
 }
 
 static int unhex(const char *s, unsigned char *out, int max) {
@@ -124,7 +146,7 @@ static void *sender(void *unused) {
   static unsigned char bufs[BATCH][MAXDGRAM];
   static struct sockaddr_in *dest;
   dest = calloc(ntargets, sizeof *dest);
-  for (int i = 0; i < ntargets; i++) dest[i] = loopback(targets[i] < 0 ? recv_port : targets[i]);
+  for (int i = 0; i < ntargets; i++) dest[i] = targets[i] < 0 ? sockaddr(addr_b, recv_port) : sockaddr(dest_a, targets[i]);
   int batch = BATCH;
   uint64_t interval = 0;
   if (rate > 0) {
@@ -218,12 +240,19 @@ static double percentile(double p) {
 }
 
 int main(int argc, char **argv) {
+  addr_a.s_addr = addr_b.s_addr = dest_a.s_addr = dest_b.s_addr = htonl(INADDR_LOOPBACK);
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--rate")) rate = atof(argv[i + 1]);
     else if (!strcmp(argv[i], "--duration")) duration = atof(argv[i + 1]);
     else if (!strcmp(argv[i], "--warmup")) warmup = atof(argv[i + 1]);
     else if (!strcmp(argv[i], "--ports")) sscanf(argv[i + 1], "%d,%d", &send_port_opt, &recv_port_opt);
+    else if (!strcmp(argv[i], "--ns-a")) ns_a = argv[i + 1];
+    else if (!strcmp(argv[i], "--ns-b")) ns_b = argv[i + 1];
+    else if (!strcmp(argv[i], "--addr-a")) parse_addr(argv[i], argv[i + 1], &addr_a);
+    else if (!strcmp(argv[i], "--addr-b")) parse_addr(argv[i], argv[i + 1], &addr_b);
+    else if (!strcmp(argv[i], "--dest-a")) parse_addr(argv[i], argv[i + 1], &dest_a);
+    else if (!strcmp(argv[i], "--dest-b")) parse_addr(argv[i], argv[i + 1], &dest_b);
     else { fprintf(stderr, "udpgen: unknown option %s\n", argv[i]); return 2; }
   }
   read_plan();
@@ -233,8 +262,10 @@ int main(int argc, char **argv) {
   hist = calloc(HIST_US + 1, sizeof *hist);
   prctl(PR_SET_TIMERSLACK, 1);
 
-  send_fd = bind_udp(send_port_opt);
-  recv_fd = bind_udp(recv_port_opt);
+  if (ns_a) enter_ns(ns_a);
+  send_fd = bind_udp(addr_a, send_port_opt);
+  if (ns_b) enter_ns(ns_b);
+  recv_fd = bind_udp(addr_b, recv_port_opt);
   int big = 4 << 20;
   if (setsockopt(recv_fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) < 0) setsockopt(recv_fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
   if (setsockopt(send_fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) < 0) setsockopt(send_fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
@@ -250,7 +281,7 @@ int main(int argc, char **argv) {
     int want = pass == 0 ? 'b' : 'a';
     for (int i = 0, n = 0; i < nhellos; i++) {
       if (hellos[i].side != want) continue;
-      struct sockaddr_in d = loopback(hellos[i].port);
+      struct sockaddr_in d = sockaddr(want == 'a' ? dest_a : dest_b, hellos[i].port);
       sendto(want == 'a' ? send_fd : recv_fd, hellos[i].bytes, hellos[i].len, 0, (struct sockaddr *)&d, sizeof d);
       if (++n % 32 == 0) usleep(1000); /* do not overflow the forwarder's queue with hellos */
     }
