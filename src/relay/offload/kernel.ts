@@ -1,0 +1,362 @@
+/**
+ * The kernel fast path's I/O (ruleset.ts says what the table does and why it looks like it does): the one file
+ * that runs `nft` and `ip`. It owns one long-lived `nft --interactive` process whose netlink socket owns the
+ * relay's table (`flags owner`): every change is one line, so one transaction, written to its stdin; when the
+ * relay exits or is killed, its stdin closes, nft exits and the kernel deletes the table with everything in it.
+ *
+ * Reading back goes through separate `nft -j list counters` processes: reading an owned table is allowed to
+ * anyone with CAP_NET_ADMIN, changing it only to its owner.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import type { Subprocess } from 'bun'
+import { LanrageError } from '../../shared/errors.ts'
+import { createLogger, type Logger } from '../../shared/log.ts'
+import {
+  asIPv4,
+  objectNames,
+  oneLine,
+  parseCounters,
+  parseRouteSource,
+  setupScript,
+  tableName,
+  transitionScript,
+  type KernelSession,
+  type OffloadLimits,
+} from './ruleset.ts'
+
+/** --kernel-offload cannot work here; the message is one line saying why and what to do. */
+export class KernelOffloadUnavailable extends LanrageError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('KERNEL_OFFLOAD_UNAVAILABLE', `--kernel-offload: ${message}`, 500, options)
+  }
+}
+
+/** A locked side as the relay's session table holds it (addresses as its sockets report them). */
+export interface LockedSide {
+  port: number
+  ip: string
+  peerPort: number
+}
+
+/** What moved in the kernel for one side since the last poll. */
+export interface SideDelta {
+  forwarded: number
+  bytesForwarded: number
+  /** Datagrams (and bytes) from the locked source dropped by the side's packet or byte limit. */
+  limited: number
+  bytesLimited: number
+}
+
+export interface KernelOffloadOptions {
+  /** The relay's main port: names the table, so several relay processes on one host each have their own. */
+  mainPort: number
+  /** The relay's bind address: a specific IPv4 is the source of everything it sends; otherwise a route lookup. */
+  host: string
+  limits: OffloadLimits
+  log?: Logger
+  /** Prefix for every command this runs, e.g. ['ip', 'netns', 'exec', NS] (tests drive a relay namespace). */
+  exec?: string[]
+}
+
+/** How long one nft transaction may take before the offload is declared broken (they take well under 1 ms). */
+const REPLY_TIMEOUT_MS = 10_000
+const EXIT_GRACE_MS = 2000
+
+function findTool(name: string): string | undefined {
+  // nft and ip live in /usr/sbin, which is not on every user's PATH.
+  return Bun.which(name) ?? ['/usr/sbin', '/sbin'].map((d) => `${d}/${name}`).find((p) => existsSync(p))
+}
+
+/**
+ * Checks what can be checked without changing anything, then creates the table. Throws KernelOffloadUnavailable
+ * with the reason when the kernel path cannot work on this host.
+ */
+export async function startKernelOffload(o: KernelOffloadOptions): Promise<KernelOffload> {
+  if (process.platform !== 'linux') throw new KernelOffloadUnavailable(`needs Linux (nftables); this is ${process.platform}`)
+  const nft = o.exec ? 'nft' : findTool('nft')
+  if (!nft) throw new KernelOffloadUnavailable('the nft tool is not installed (Debian/Ubuntu package nftables)')
+  const ip = o.exec ? 'ip' : (findTool('ip') ?? 'ip')
+  const fwd = await readIpForward(o.exec)
+  if (fwd !== '1') {
+    throw new KernelOffloadUnavailable(
+      fwd === undefined ? 'cannot read net.ipv4.ip_forward' : 'IPv4 forwarding is off (net.ipv4.ip_forward = 0); turn it on with sysctl -w net.ipv4.ip_forward=1',
+    )
+  }
+  const shell = NftShell.spawn([...(o.exec ?? []), nft])
+  const table = tableName(o.mainPort)
+  const r = await shell.run(oneLine(setupScript(table)))
+  if (!r.ok) {
+    await shell.close()
+    const why = r.output.includes('Operation not permitted')
+      ? `needs CAP_NET_ADMIN (run the relay as root, or with the capability, e.g. systemd AmbientCapabilities=CAP_NET_ADMIN), or table ip ${table} belongs to another running process`
+      : `nft refused the table: ${firstErrorLine(r.output)}`
+    throw new KernelOffloadUnavailable(why)
+  }
+  return new KernelOffload(shell, table, o, [...(o.exec ?? []), nft], [...(o.exec ?? []), ip])
+}
+
+async function readIpForward(exec: string[] | undefined): Promise<string | undefined> {
+  const path = '/proc/sys/net/ipv4/ip_forward'
+  if (!exec) {
+    try {
+      return readFileSync(path, 'utf8').trim()
+    } catch {
+      return undefined
+    }
+  }
+  const p = Bun.spawn([...exec, 'cat', path], { stdout: 'pipe', stderr: 'ignore', stdin: 'ignore' })
+  const out = (await new Response(p.stdout).text()).trim()
+  return (await p.exited) === 0 ? out : undefined
+}
+
+function firstErrorLine(output: string): string {
+  return output.split('\n').find((l) => l.startsWith('Error:')) ?? (output.trim().split('\n')[0] || 'no output')
+}
+
+interface Installed {
+  state: KernelSession
+  last: Record<'a' | 'b', { f: number; fb: number; d: number; db: number }>
+}
+
+export class KernelOffload {
+  readonly table: string
+  private readonly sessions = new Map<string, Installed>()
+  private queue: Promise<unknown> = Promise.resolve()
+  private readonly log: Logger
+  private closed = false
+
+  constructor(
+    private readonly shell: NftShell,
+    table: string,
+    private readonly o: KernelOffloadOptions,
+    private readonly nftCmd: string[],
+    private readonly ipCmd: string[],
+  ) {
+    this.table = table
+    this.log = o.log ?? createLogger('relay/offload')
+    shell.onExit = (code) => {
+      if (this.closed) return
+      // The table went with the process: every session is back on the user-space path, whose sockets never closed.
+      this.log.error('nft exited; the kernel table is gone and sessions are forwarded in user space', { code, sessions: this.sessions.size })
+      this.sessions.clear()
+    }
+  }
+
+  /** False once nft has exited (the kernel table is gone): nothing is offloaded any more. */
+  get alive(): boolean {
+    return this.shell.alive && !this.closed
+  }
+
+  /** Whether the kernel forwards this session now. */
+  has(id: string): boolean {
+    return this.sessions.has(id)
+  }
+
+  get size(): number {
+    return this.sessions.size
+  }
+
+  /** The ports and peers the kernel forwards for a session, as installed (tests and diagnostics). */
+  installed(id: string): KernelSession | undefined {
+    return this.sessions.get(id)?.state
+  }
+
+  /**
+   * Puts a session in the kernel (both sides locked), moves it (a side's learned port changed: roaming), or takes
+   * it out (`sides` null). Changes are applied one at a time, in call order, each as one transaction. Resolves
+   * true when the kernel holds the session as asked; false when it stays in user space (an IPv6 side, no route
+   * to a peer, the transaction failed, or the offload is no longer alive).
+   */
+  apply(id: string, sides: { a: LockedSide; b: LockedSide } | null): Promise<boolean> {
+    const run = this.queue.then(() => this.applyNow(id, sides))
+    this.queue = run.catch(() => {})
+    return run
+  }
+
+  private async applyNow(id: string, sides: { a: LockedSide; b: LockedSide } | null): Promise<boolean> {
+    if (!this.alive) return sides === null
+    const cur = this.sessions.get(id)
+    let next: KernelSession | null = null
+    if (sides) {
+      const a = await this.kernelSide(sides.a, cur?.state.a)
+      const b = await this.kernelSide(sides.b, cur?.state.b)
+      if (!a || !b) {
+        if (!cur) return false
+        // It was offloaded and cannot stay so: take it out, user space forwards it from here.
+      } else next = { a, b }
+    }
+    const script = transitionScript(this.table, cur?.state ?? null, next, this.o.limits)
+    if (script) {
+      const r = await this.shell.run(oneLine(script))
+      if (!r.ok) {
+        this.log.warn('nft transaction failed; the session stays as it was', { session: id.slice(0, 8), error: firstErrorLine(r.output) })
+        return false
+      }
+    }
+    if (!next) {
+      this.sessions.delete(id)
+      return sides === null
+    }
+    const zero = { f: 0, fb: 0, d: 0, db: 0 }
+    // The counter objects live as long as the session's ports: a move keeps them and their last readings.
+    this.sessions.set(id, { state: next, last: cur ? cur.last : { a: { ...zero }, b: { ...zero } } })
+    return true
+  }
+
+  private async kernelSide(s: LockedSide, cur: KernelSession['a'] | undefined): Promise<KernelSession['a'] | undefined> {
+    const peerIp = asIPv4(s.ip)
+    if (!peerIp || s.peerPort <= 0) return undefined
+    // The same peer address keeps the source the relay already sends it from (a roaming move changes the port).
+    let relayIp = cur && cur.peerIp === peerIp ? cur.relayIp : undefined
+    relayIp ??= this.fixedSource() ?? (await this.routeSource(peerIp))
+    if (!relayIp) return undefined
+    return { port: s.port, peerIp, peerPort: s.peerPort, relayIp }
+  }
+
+  private fixedSource(): string | undefined {
+    const h = asIPv4(this.o.host)
+    return h && h !== '0.0.0.0' ? h : undefined
+  }
+
+  /** The address a socket bound to 0.0.0.0 would send to `peer` from: the user-space path's source. */
+  private async routeSource(peer: string): Promise<string | undefined> {
+    const p = Bun.spawn([...this.ipCmd, '-j', 'route', 'get', peer], { stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' })
+    const out = await new Response(p.stdout).text()
+    if ((await p.exited) !== 0) {
+      this.log.warn('no route to a peer; its session stays in user space', { peer, error: (await new Response(p.stderr).text()).trim() })
+      return undefined
+    }
+    return parseRouteSource(out)
+  }
+
+  /**
+   * What the kernel forwarded and rate-limited per offloaded session and side since the last poll. The relay adds
+   * these to its own counters (metrics, stats log, idle expiry: a session whose counters stop moving expires).
+   */
+  async poll(): Promise<Map<string, Record<'a' | 'b', SideDelta>>> {
+    const out = new Map<string, Record<'a' | 'b', SideDelta>>()
+    if (!this.alive || this.sessions.size === 0) return out
+    const p = Bun.spawn([...this.nftCmd, '-j', 'list', 'counters', 'table', 'ip', this.table], { stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' })
+    const text = await new Response(p.stdout).text()
+    if ((await p.exited) !== 0) {
+      this.log.warn('could not read the kernel counters', { error: (await new Response(p.stderr).text()).trim() })
+      return out
+    }
+    const counters = parseCounters(text)
+    for (const [id, s] of this.sessions) {
+      const delta = {} as Record<'a' | 'b', SideDelta>
+      for (const side of ['a', 'b'] as const) {
+        const names = objectNames(s.state[side].port)
+        const f = counters.get(names.forwarded)
+        const d = counters.get(names.limited)
+        const last = s.last[side]
+        // A counter smaller than its last reading was recreated (the session was taken out and put back).
+        const diff = (now: number | undefined, before: number) => (now === undefined ? 0 : now >= before ? now - before : now)
+        delta[side] = {
+          forwarded: diff(f?.packets, last.f),
+          bytesForwarded: diff(f?.bytes, last.fb),
+          limited: diff(d?.packets, last.d),
+          bytesLimited: diff(d?.bytes, last.db),
+        }
+        if (f) Object.assign(last, { f: f.packets, fb: f.bytes })
+        if (d) Object.assign(last, { d: d.packets, db: d.bytes })
+      }
+      out.set(id, delta)
+    }
+    return out
+  }
+
+  /** Deletes the table and ends nft (which would delete the table anyway). */
+  async close(): Promise<void> {
+    if (this.closed) return
+    await this.queue
+    this.closed = true
+    if (this.shell.alive) await this.shell.run(`delete table ip ${this.table}`)
+    this.sessions.clear()
+    await this.shell.close()
+  }
+}
+
+/**
+ * `nft --interactive` as a request/response channel. Each request is one line (one transaction) followed by a
+ * marker line that is a syntax error carrying a sequence number: nft answers every line in order and echoes the
+ * offending line in its error message, so the echo of marker N ends the reply to request N. A successful
+ * transaction prints nothing; a failed one prints "Error: ...". stderr is folded into stdout to keep the order.
+ */
+export class NftShell {
+  onExit?: (code: number | null) => void
+  private buf = ''
+  private seq = 0
+  private readonly pending = new Map<number, (r: { ok: boolean; output: string }) => void>()
+  private exited = false
+
+  private constructor(private readonly proc: Subprocess<'pipe', 'pipe', 'ignore'>) {
+    void this.pump()
+    void proc.exited.then((code) => {
+      this.exited = true
+      for (const [, resolve] of this.pending) resolve({ ok: false, output: `Error: nft exited (${code})` })
+      this.pending.clear()
+      this.onExit?.(code)
+    })
+  }
+
+  static spawn(nftCmd: string[]): NftShell {
+    const [cmd, ...rest] = nftCmd
+    // sh folds stderr into stdout; "$@" keeps the exec prefix's arguments intact.
+    const proc = Bun.spawn(['sh', '-c', 'exec "$@" --interactive 2>&1', 'sh', cmd!, ...rest], { stdin: 'pipe', stdout: 'pipe', stderr: 'ignore' })
+    return new NftShell(proc)
+  }
+
+  get alive(): boolean {
+    return !this.exited
+  }
+
+  run(line: string): Promise<{ ok: boolean; output: string }> {
+    if (this.exited) return Promise.resolve({ ok: false, output: 'Error: nft is not running' })
+    const n = ++this.seq
+    const reply = new Promise<{ ok: boolean; output: string }>((resolve) => this.pending.set(n, resolve))
+    this.proc.stdin.write(`${line}\nlanrage-sync-${n}\n`)
+    void this.proc.stdin.flush()
+    let timer: Timer | undefined
+    const timeout = new Promise<{ ok: boolean; output: string }>((resolve) => {
+      timer = setTimeout(() => {
+        // A reply that never comes means the channel is out of step: stop nft (its table goes with it).
+        this.pending.delete(n)
+        this.proc.kill()
+        resolve({ ok: false, output: `Error: no answer from nft within ${REPLY_TIMEOUT_MS} ms` })
+      }, REPLY_TIMEOUT_MS)
+    })
+    return Promise.race([reply, timeout]).finally(() => clearTimeout(timer))
+  }
+
+  private async pump() {
+    const dec = new TextDecoder()
+    for await (const chunk of this.proc.stdout) {
+      this.buf += dec.decode(chunk, { stream: true })
+      this.drain()
+    }
+  }
+
+  private drain() {
+    for (;;) {
+      const m = /^lanrage-sync-(\d+)\n[^\n]*\n/m.exec(this.buf)
+      if (!m) return
+      // The marker's own three lines: "Error: syntax error...", the echoed marker, the caret line under it.
+      const errAt = this.buf.lastIndexOf('Error:', m.index)
+      const output = this.buf.slice(0, errAt >= 0 ? errAt : m.index)
+      this.buf = this.buf.slice(m.index + m[0].length)
+      const n = Number(m[1])
+      const resolve = this.pending.get(n)
+      this.pending.delete(n)
+      resolve?.({ ok: !output.includes('Error:'), output })
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.exited) this.proc.stdin.end()
+    const done = await Promise.race([this.proc.exited, Bun.sleep(EXIT_GRACE_MS).then(() => 'timeout' as const)])
+    if (done === 'timeout') this.proc.kill('SIGKILL')
+    await this.proc.exited
+  }
+}
+
