@@ -18,6 +18,9 @@ export const TOOLS = {
   ping: 'iputils-ping',
   turnserver: 'coturn',
   turnutils_stunclient: 'coturn',
+  nft: 'nftables',
+  conntrack: 'conntrack',
+  setpriv: 'util-linux',
 } as const
 export type Need = 'root' | keyof typeof TOOLS
 

@@ -35,6 +35,7 @@ export const spec = {
     rateBps: r.rateBps,
     idleTimeout: r.idleTimeout,
     deny: r.deny,
+    kernelOffload: r.kernelOffload,
   }),
 } satisfies CommandSpec<any>
 
@@ -57,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       rateBps: config.rateBps,
       idleTimeout: config.idleTimeout,
       deny: config.deny,
+      kernelOffload: config.kernelOffload,
       control: control.url,
       relaySecret: control.relaySecret,
     }

@@ -72,6 +72,10 @@ export const relaySchema = Type.Object({
     description: 'ticket signature checks per second, all sources together; ALLOCATEs beyond are answered busy and retried',
   }),
   statsInterval: Type.Integer({ minimum: 0, default: 30, description: 'seconds between one-line stats logs (0 = off)' }),
+  kernelOffload: Type.Boolean({
+    default: false,
+    description: 'forward locked sessions in the kernel (Linux nftables; needs CAP_NET_ADMIN, the nft tool and net.ipv4.ip_forward=1)',
+  }),
 })
 export type RelayConfig = Static<typeof relaySchema>
 

@@ -4,7 +4,7 @@
  *   main-port.ts      STUN and ALLOCATE on the main port, as pure decisions (cookie.ts, limits.ts)
  *   session-table.ts  sessions, their sides, and the per-datagram decision (pure)
  *   sockets.ts        the only file with sockets: main port, STUN alt port, session ports and the hot path
- *   forwarder.ts      who forwards a locked session (user space here; another implementation can take over)
+ *   forwarder.ts      who forwards a locked session: user space, or the kernel with --kernel-offload (offload/)
  *   metrics.ts, metrics-server.ts, control-link.ts   counters, the HTTP endpoint, registration with the control server
  */
 import { createHash } from 'node:crypto'
@@ -17,6 +17,7 @@ import { userSpaceForwarder, type Forwarder } from './forwarder.ts'
 import { CookieJar } from './cookie.ts'
 import { PrefixLimiter, TokenBucket } from './limits.ts'
 import { MainPort } from './main-port.ts'
+import { startKernelForwarder } from './offload/forwarder.ts'
 import { RelayMetrics, renderPrometheus, sessionStats, type SessionStats } from './metrics.ts'
 import { startMetricsServer, type MetricsServer } from './metrics-server.ts'
 import { SessionTable, SourceGuard, type Limits } from './session-table.ts'
@@ -32,7 +33,7 @@ export interface RelayDeps {
   sweepIntervalMs?: number
   /** Registration retry backoff bounds in ms (default 1 s doubling to 60 s); tests shorten them. */
   controlBackoffMs?: [number, number]
-  /** Forwarding of locked sessions (default: user space, by the session sockets). */
+  /** Forwarding of locked sessions (default: the kernel with config.kernelOffload, else user space). */
   forwarder?: Forwarder
 }
 
@@ -105,13 +106,20 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     idleMs: config.idleTimeout * 1000,
     limits,
   })
-  const forwarder = deps.forwarder ?? userSpaceForwarder()
+  // The kernel path starts first: when this host cannot do it, the relay stops with its reason before binding anything.
+  const forwarder =
+    deps.forwarder ?? (config.kernelOffload ? await startKernelForwarder({ firstPort: range.first, host, limits, metrics, log }) : userSpaceForwarder())
   const start = clock.now()
   const stunLimit = new PrefixLimiter({ rate: config.stunRate, burst: 2 * config.stunRate, maxPrefixes: STUN_PREFIXES }, start)
   const ticketChecks = new TokenBucket(config.ticketCheckRate, config.ticketCheckRate, start)
   const main = new MainPort({ table, guard, cookies: new CookieJar(), stunLimit, ticketChecks, metrics, log, idleTimeoutSec: config.idleTimeout, blockSeconds: config.blockSeconds })
   if (deps.ticketPublicKey) main.controlKey = deps.ticketPublicKey
-  const sockets = await openSockets({ host, port: config.port, stunAltPort: config.stunAltPort, main, table, limits, metrics, forwarder, clock, log })
+  const sockets = await openSockets({ host, port: config.port, stunAltPort: config.stunAltPort, main, table, limits, metrics, forwarder, clock, log }).catch(
+    async (e: unknown) => {
+      await forwarder.close()
+      throw e
+    },
+  )
   // The default relay id derives from the main port, known only once it is bound.
   const relayId: string = config.relayId || defaultRelayId(publicIp, sockets.port)
   main.relayId = relayId

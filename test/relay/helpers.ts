@@ -56,6 +56,7 @@ export async function testRelay(over: Partial<RelayConfig> = {}, o: { clock?: Ma
     publicIp: '127.0.0.1',
     relayId: RELAY_ID,
     statsInterval: 0,
+    kernelOffload: process.env.LANRAGE_TEST_KERNEL_OFFLOAD === '1',
     ...over,
   }) as RelayConfig
   const relay: Relay = await startRelay(config, {

@@ -7,19 +7,12 @@
  *
  * Each peer's default route points at the relay. The prefix carries the test process's pid (`lro<pid>`), so
  * several runs of the suite on one machine never share a namespace; namespaces of runs whose process is gone
- * are removed on the next start. Needs root and iproute2.
+ * are removed on the next start. Needs root and iproute2 (test/needs.ts).
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 
 export const LAB_ADDR = { a: '10.201.1.2', b: '10.201.2.2', ra: '10.201.1.1', rb: '10.201.2.1' } as const
-
-/** Why these tests cannot run here, or null (root, ip, nft, conntrack). */
-export function netnsLabSkipReason(tools: string[] = ['ip', 'nft']): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, nftables)'
-  for (const t of tools) if (!Bun.which(t) && !existsSync(`/usr/sbin/${t}`)) return `${t} is not installed`
-  return null
-}
 
 const run = (cmd: string[], timeoutMs = 15_000) => {
   const p = Bun.spawnSync(cmd, { timeout: timeoutMs, stdin: 'ignore' })

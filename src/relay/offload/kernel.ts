@@ -48,8 +48,8 @@ export interface SideDelta {
 }
 
 export interface KernelOffloadOptions {
-  /** The relay's main port: names the table, so several relay processes on one host each have their own. */
-  mainPort: number
+  /** The first port of the relay's session range: names the table (relays on one host have disjoint ranges). */
+  firstPort: number
   /** The relay's bind address: a specific IPv4 is the source of everything it sends; otherwise a route lookup. */
   host: string
   limits: OffloadLimits
@@ -83,7 +83,7 @@ export async function startKernelOffload(o: KernelOffloadOptions): Promise<Kerne
     )
   }
   const shell = NftShell.spawn([...(o.exec ?? []), nft])
-  const table = tableName(o.mainPort)
+  const table = tableName(o.firstPort)
   const r = await shell.run(oneLine(setupScript(table)))
   if (!r.ok) {
     await shell.close()
@@ -118,12 +118,19 @@ interface Installed {
   last: Record<'a' | 'b', { f: number; fb: number; d: number; db: number }>
 }
 
+export type SessionDelta = Record<'a' | 'b', SideDelta>
+
 export class KernelOffload {
   readonly table: string
   private readonly sessions = new Map<string, Installed>()
   private queue: Promise<unknown> = Promise.resolve()
   private readonly log: Logger
   private closed = false
+  /** Deltas read but not yet handed out by poll() (read before a removal, for every session at once). */
+  private carry = new Map<string, SessionDelta>()
+  /** Counter reads started, and the latest start among those finished: a queued removal needs a read that began after it was queued. */
+  private readsStarted = 0
+  private latestReadDone = 0
 
   constructor(
     private readonly shell: NftShell,
@@ -147,60 +154,74 @@ export class KernelOffload {
     return this.shell.alive && !this.closed
   }
 
-  /** Whether the kernel forwards this session now. */
-  has(id: string): boolean {
-    return this.sessions.has(id)
-  }
-
+  /** How many sessions the kernel forwards now. */
   get size(): number {
     return this.sessions.size
   }
 
-  /** The ports and peers the kernel forwards for a session, as installed (tests and diagnostics). */
+  /** The ports and peers the kernel forwards for a session, as installed; undefined when it does not. */
   installed(id: string): KernelSession | undefined {
     return this.sessions.get(id)?.state
   }
 
-  /**
-   * Puts a session in the kernel (both sides locked), moves it (a side's learned port changed: roaming), or takes
-   * it out (`sides` null). Changes are applied one at a time, in call order, each as one transaction. Resolves
-   * true when the kernel holds the session as asked; false when it stays in user space (an IPv6 side, no route
-   * to a peer, the transaction failed, or the offload is no longer alive).
-   */
-  apply(id: string, sides: { a: LockedSide; b: LockedSide } | null): Promise<boolean> {
-    const run = this.queue.then(() => this.applyNow(id, sides))
+  private enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(job)
     this.queue = run.catch(() => {})
     return run
   }
 
-  private async applyNow(id: string, sides: { a: LockedSide; b: LockedSide } | null): Promise<boolean> {
-    if (!this.alive) return sides === null
-    const cur = this.sessions.get(id)
-    let next: KernelSession | null = null
-    if (sides) {
+  /**
+   * Puts a session in the kernel (both sides locked) or moves it (a side's learned port changed: roaming). Changes
+   * are applied one at a time, in call order, each as one transaction. Resolves true when the kernel forwards the
+   * session as asked; false when it stays in user space (an IPv6 side, no route to a peer, a failed transaction,
+   * or the offload is no longer alive). A session that was offloaded and can no longer be is taken out.
+   */
+  apply(id: string, sides: { a: LockedSide; b: LockedSide }): Promise<boolean> {
+    return this.enqueue(async () => {
+      if (!this.alive) return false
+      const cur = this.sessions.get(id)
       const a = await this.kernelSide(sides.a, cur?.state.a)
       const b = await this.kernelSide(sides.b, cur?.state.b)
       if (!a || !b) {
-        if (!cur) return false
-        // It was offloaded and cannot stay so: take it out, user space forwards it from here.
-      } else next = { a, b }
-    }
-    const script = transitionScript(this.table, cur?.state ?? null, next, this.o.limits)
-    if (script) {
-      const r = await this.shell.run(oneLine(script))
-      if (!r.ok) {
-        this.log.warn('nft transaction failed; the session stays as it was', { session: id.slice(0, 8), error: firstErrorLine(r.output) })
+        if (cur) await this.removeNow(id, cur)
         return false
       }
-    }
-    if (!next) {
-      this.sessions.delete(id)
-      return sides === null
-    }
-    const zero = { f: 0, fb: 0, d: 0, db: 0 }
-    // The counter objects live as long as the session's ports: a move keeps them and their last readings.
-    this.sessions.set(id, { state: next, last: cur ? cur.last : { a: { ...zero }, b: { ...zero } } })
-    return true
+      const next = { a, b }
+      const script = transitionScript(this.table, cur?.state ?? null, next, this.o.limits)
+      if (script && !(await this.transaction(id, script))) return false
+      const zero = { f: 0, fb: 0, d: 0, db: 0 }
+      // The counter objects live as long as the session's ports: a move keeps them and their last readings.
+      this.sessions.set(id, { state: next, last: cur ? cur.last : { a: { ...zero }, b: { ...zero } } })
+      return true
+    })
+  }
+
+  /**
+   * Takes a session out of the kernel (idle expiry, relay closing); its datagrams go to user space from the next
+   * one. Resolves with what the kernel forwarded for it since the last poll (undefined if it was not offloaded).
+   * The counters are read before the removal, once for all removals queued together.
+   */
+  remove(id: string): Promise<SessionDelta | undefined> {
+    const queuedAt = this.readsStarted
+    return this.enqueue(async () => {
+      const cur = this.sessions.get(id)
+      if (!cur || !this.alive) return undefined
+      if (this.latestReadDone <= queuedAt) await this.readCounters()
+      await this.removeNow(id, cur)
+      const d = this.carry.get(id)
+      this.carry.delete(id)
+      return d
+    })
+  }
+
+  private async removeNow(id: string, cur: Installed): Promise<void> {
+    if (await this.transaction(id, transitionScript(this.table, cur.state, null, this.o.limits))) this.sessions.delete(id)
+  }
+
+  private async transaction(id: string, script: string): Promise<boolean> {
+    const r = await this.shell.run(oneLine(script))
+    if (!r.ok) this.log.warn('nft transaction failed; the session stays as it was', { session: id.slice(0, 8), error: firstErrorLine(r.output) })
+    return r.ok
   }
 
   private async kernelSide(s: LockedSide, cur: KernelSession['a'] | undefined): Promise<KernelSession['a'] | undefined> {
@@ -233,37 +254,49 @@ export class KernelOffload {
    * What the kernel forwarded and rate-limited per offloaded session and side since the last poll. The relay adds
    * these to its own counters (metrics, stats log, idle expiry: a session whose counters stop moving expires).
    */
-  async poll(): Promise<Map<string, Record<'a' | 'b', SideDelta>>> {
-    const out = new Map<string, Record<'a' | 'b', SideDelta>>()
-    if (!this.alive || this.sessions.size === 0) return out
+  async poll(): Promise<Map<string, SessionDelta>> {
+    if (this.alive && this.sessions.size > 0) await this.readCounters()
+    const out = this.carry
+    this.carry = new Map()
+    return out
+  }
+
+  /** Reads every named counter (one `nft -j list counters`) and adds what moved to `carry`. */
+  private async readCounters(): Promise<void> {
+    const started = ++this.readsStarted
+    try {
+      await this.readCountersNow()
+    } finally {
+      this.latestReadDone = Math.max(this.latestReadDone, started)
+    }
+  }
+
+  private async readCountersNow(): Promise<void> {
     const p = Bun.spawn([...this.nftCmd, '-j', 'list', 'counters', 'table', 'ip', this.table], { stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' })
     const text = await new Response(p.stdout).text()
     if ((await p.exited) !== 0) {
       this.log.warn('could not read the kernel counters', { error: (await new Response(p.stderr).text()).trim() })
-      return out
+      return
     }
     const counters = parseCounters(text)
+    // A counter smaller than its last reading was recreated (the session was taken out and put back).
+    const diff = (now: number | undefined, before: number) => (now === undefined ? 0 : now >= before ? now - before : now)
     for (const [id, s] of this.sessions) {
-      const delta = {} as Record<'a' | 'b', SideDelta>
+      const d = this.carry.get(id) ?? { a: zeroDelta(), b: zeroDelta() }
       for (const side of ['a', 'b'] as const) {
         const names = objectNames(s.state[side].port)
         const f = counters.get(names.forwarded)
-        const d = counters.get(names.limited)
+        const l = counters.get(names.limited)
         const last = s.last[side]
-        // A counter smaller than its last reading was recreated (the session was taken out and put back).
-        const diff = (now: number | undefined, before: number) => (now === undefined ? 0 : now >= before ? now - before : now)
-        delta[side] = {
-          forwarded: diff(f?.packets, last.f),
-          bytesForwarded: diff(f?.bytes, last.fb),
-          limited: diff(d?.packets, last.d),
-          bytesLimited: diff(d?.bytes, last.db),
-        }
+        d[side].forwarded += diff(f?.packets, last.f)
+        d[side].bytesForwarded += diff(f?.bytes, last.fb)
+        d[side].limited += diff(l?.packets, last.d)
+        d[side].bytesLimited += diff(l?.bytes, last.db)
         if (f) Object.assign(last, { f: f.packets, fb: f.bytes })
-        if (d) Object.assign(last, { d: d.packets, db: d.bytes })
+        if (l) Object.assign(last, { d: l.packets, db: l.bytes })
       }
-      out.set(id, delta)
+      this.carry.set(id, d)
     }
-    return out
   }
 
   /** Deletes the table and ends nft (which would delete the table anyway). */
@@ -276,6 +309,8 @@ export class KernelOffload {
     await this.shell.close()
   }
 }
+
+const zeroDelta = (): SideDelta => ({ forwarded: 0, bytesForwarded: 0, limited: 0, bytesLimited: 0 })
 
 /**
  * `nft --interactive` as a request/response channel. Each request is one line (one transaction) followed by a

@@ -4,7 +4,7 @@
  *
  * Once both sides of a session are locked (source IP by ticket, source port by a WireGuard handshake with a
  * valid mac1), every further datagram of the session is a fixed rewrite of addresses and ports. The kernel does
- * that rewrite statelessly, in one table per relay process (`ip lanrage_<main port>`):
+ * that rewrite statelessly, in one table per relay process (`ip lanrage_<first session port>`):
  *
  *   prerouting, priority raw (before conntrack):
  *     fragments                      → return (user space reassembles and forwards them)
@@ -59,7 +59,11 @@ export interface KernelSession {
   b: KernelSide
 }
 
-export const tableName = (mainPort: number) => `lanrage_${mainPort}`
+/**
+ * The table of the relay whose session ports start at `firstPort`: relay processes on one host have disjoint
+ * port ranges, so each has its own table (and a restart finds its predecessor's).
+ */
+export const tableName = (firstPort: number) => `lanrage_${firstPort}`
 
 /**
  * Named objects of a side. nft keywords cannot be object names (`fwd`, `snat`, `limit` ... are taken), so
