@@ -21,6 +21,7 @@ export const TOOLS = {
   nft: 'nftables',
   conntrack: 'conntrack',
   setpriv: 'util-linux',
+  openssl: 'openssl',
 } as const
 export type Need = 'root' | keyof typeof TOOLS
 

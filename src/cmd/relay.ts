@@ -9,7 +9,7 @@ import type { CommandSpec } from '../shared/config.ts'
 import { defaultSettingsPath } from '../shared/home.ts'
 import { createLogger } from '../shared/log.ts'
 import { relaySecretOf } from '../shared/private-files.ts'
-import { untilSignal } from '../shared/signals.ts'
+import { stopSignal } from '../shared/signals.ts'
 import { relaySchema, type RelayConfig } from '../relay/config.ts'
 import { startRelay } from '../relay/index.ts'
 import { openSettingsFile } from '../relay/settings-file.ts'
@@ -48,13 +48,18 @@ async function run(options: RelayConfig): Promise<number> {
   if (config.control) controlUrls(config.control) // a bad URL is one line now, not a registration retried forever
   const tls = config.caFile ? readCaFile(config.caFile) : undefined
   const withCa = tls && (((input: string | Request, init?: RequestInit) => fetch(input, { ...init, ...tlsInit(tls) })) as typeof fetch)
-  const relay = await startRelay(config, { log, fetch: withCa }).catch((e: unknown) => {
-    if (e instanceof LanrageError) throw e // e.g. a busy port: its message names the flag that moves it
-    const why = e instanceof Error ? e.message : String(e)
-    throw new LanrageError('RELAY_START_FAILED', `cannot start the relay on ${config.host}:${config.port}: ${why}`, 500)
-  })
-  const sig = await untilSignal()
-  log.info('shutting down', { signal: sig })
-  await relay.close()
-  return 0
+  const stop = stopSignal() // before start-up: a SIGTERM right after "relay listening" still stops it cleanly
+  try {
+    const relay = await startRelay(config, { log, fetch: withCa }).catch((e: unknown) => {
+      if (e instanceof LanrageError) throw e // e.g. a busy port: its message names the flag that moves it
+      const why = e instanceof Error ? e.message : String(e)
+      throw new LanrageError('RELAY_START_FAILED', `cannot start the relay on ${config.host}:${config.port}: ${why}`, 500)
+    })
+    const sig = await stop.signalled
+    log.info('shutting down', { signal: sig })
+    await relay.close()
+    return 0
+  } finally {
+    stop.dispose()
+  }
 }

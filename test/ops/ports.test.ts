@@ -4,9 +4,11 @@
 // --listen-port until WireGuard failed to bind it. Logs are at warn level here, so the error is the only line.
 import { describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
+import { needs } from '../needs.ts'
 import { holdTcp, holdUdp, issueCert, listeningUrl, makeCa, runLanrage, spawnLanrage, tcpOpen, tempDir } from './helpers.ts'
 
 const QUIET = { LANRAGE_LOG_LEVEL: 'warn' }
+const noOpenssl = needs('openssl')
 const lines = (s: string) => s.trim().split('\n')
 
 describe('a busy port stops the command with one line', () => {
@@ -30,7 +32,7 @@ describe('a busy port stops the command with one line', () => {
     }
   }, 30_000)
 
-  test('lanrage control: a port held by another program (any address), also with --tls-cert', async () => {
+  test.skipIf(!!noOpenssl)('lanrage control: a port held by another program (any address), also with --tls-cert', async () => {
     const dir = tempDir()
     const ca = makeCa(dir, 'ca')
     const leaf = issueCert(ca, 'server')
