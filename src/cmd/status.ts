@@ -14,15 +14,57 @@ export const spec = {
   }),
 } satisfies CommandSpec<any>
 
-/** The human form of the status file. Names, ids and endpoints came from the network: every line is escaped. */
-export function formatStatus(s: StatusFile): string {
+/** Bytes in KiB/MiB/GiB steps (1024), one decimal from KiB up. */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return '-'
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) (n /= 1024), i++
+  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`
+}
+
+/** How long ago an ISO time was, in the largest whole unit ("4 s ago", "3 min ago"); "never" for none. */
+export function formatAge(iso: string | null | undefined, now: number): string {
+  const t = iso ? Date.parse(iso) : NaN
+  if (Number.isNaN(t)) return 'never'
+  const s = Math.max(0, Math.round((now - t) / 1000))
+  return s < 120 ? `${s} s ago` : s < 7200 ? `${Math.floor(s / 60)} min ago` : `${Math.floor(s / 3600)} h ago`
+}
+
+export const formatLatency = (ms: number | null | undefined) => (typeof ms === 'number' && Number.isFinite(ms) ? `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms` : '-')
+
+/**
+ * The human form of the status file: the party, this peer, then a table of the members (name, id, virtual IP,
+ * path, latency through the tunnel, age of the last WireGuard handshake, bytes received and sent, endpoint).
+ * Names, ids and endpoints came from the network: every line is escaped. Fields an older agent did not write
+ * show as "-".
+ */
+export function formatStatus(s: StatusFile, now = Date.now()): string {
+  const host = s.party?.host_id
+  const nameOf = (name: string | null | undefined, id: string) => `${name ?? '-'}${id === host ? ' (host)' : ''}`
   const lines = [
     `party:     ${s.party ? `${s.party.party_id} (${s.party.name})` : '(none yet)'}`,
     `interface: ${s.interface} port ${s.listen_port}`,
-    `this peer: ${s.self ? `${s.self.peer_id} ${s.self.virtual_ip ?? ''} public ${s.self.public_endpoint ?? 'unknown'} nat ${s.self.nat_type}` : '(registering)'}`,
+    `this peer: ${s.self ? `${nameOf(s.self.name, s.self.peer_id)} ${s.self.peer_id} ${s.self.virtual_ip ?? ''} public ${s.self.public_endpoint ?? 'unknown'} nat ${s.self.nat_type}` : '(registering)'}`,
     `peers:     ${s.peers.length}`,
   ]
-  for (const p of s.peers) lines.push(`  ${p.peer_id}  ${p.virtual_ip.padEnd(15)} ${p.path.padEnd(10)} ${p.endpoint ?? '-'}`)
+  if (s.peers.length) {
+    const rows = s.peers.map((p) => [
+      nameOf(p.name, p.peer_id),
+      p.peer_id,
+      p.virtual_ip,
+      p.path,
+      formatLatency(p.latency_ms),
+      formatAge(p.latest_handshake, now),
+      formatBytes(p.rx_bytes ?? NaN),
+      formatBytes(p.tx_bytes ?? NaN),
+      p.endpoint ?? '-',
+    ])
+    const head = ['NAME', 'PEER ID', 'VIRTUAL IP', 'PATH', 'LATENCY', 'HANDSHAKE', 'RECEIVED', 'SENT', 'ENDPOINT']
+    const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)))
+    const fmt = (r: string[]) => '  ' + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(width[i]!))).join('  ')
+    lines.push(fmt(head), ...rows.map(fmt))
+  }
   return lines.map(safeText).join('\n')
 }
 

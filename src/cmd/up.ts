@@ -9,7 +9,9 @@ import { RemoteControlPlane } from '../client/control/remote.ts'
 import { detectNatFromPort } from '../client/nat/detect.ts'
 import { IFNAME_RE, WireGuardInterface } from '../client/wireguard/iface.ts'
 import { DEFAULT_TIMING } from '../client/punch/conn.ts'
-import { Agent } from '../client/agent/agent.ts'
+import { Agent, nameFromHost } from '../client/agent/agent.ts'
+import { MAX_PEER_NAME, PeerName } from '../shared/api.ts'
+import { hostname } from 'node:os'
 import { allocate, listRelays } from '../client/agent/relay-client.ts'
 import { alive, loadOrCreateKey, readStatusFile, removeStatusFile, settingsReader, statusPath, writeStatusFile } from '../client/agent/state.ts'
 import { readCaFile } from '../shared/tls.ts'
@@ -31,6 +33,7 @@ export const spec = {
     create: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'create a party with this name', settings: false })),
     join: Type.Optional(Type.String({ pattern: '^[0-9a-f]{12}$', description: 'join the party with this id (12 hex digits)', settings: false })),
     password: Type.Optional(Type.String({ description: 'party password (for --create: set it; for --join: present it)', settings: false })),
+    name: Type.Optional(Type.String({ ...PeerName, description: `your display name in the party, 1-${MAX_PEER_NAME} printable characters (default: this machine's host name)` })),
     maxPeers: Type.Optional(Type.Integer({ minimum: 2, maximum: 254, description: 'party size limit (with --create)', settings: false })),
     interface: Type.String({ default: 'lanrage0', pattern: IFNAME_RE.source, description: 'WireGuard interface name (unique per machine)' }),
     listenPort: Type.Integer({ default: 0, minimum: 0, maximum: 65535, description: 'WireGuard UDP port (0: a free one)' }),
@@ -87,6 +90,7 @@ export async function main(argv: string[]): Promise<number> {
         listenPort,
         party: cfg.create !== undefined ? { create: cfg.create, maxPeers: cfg.maxPeers } : { join: cfg.join! },
         password: cfg.password,
+        name: cfg.name ?? nameFromHost(hostname()),
         timing: { ...DEFAULT_TIMING, directRetryMs: cfg.directRetry * 1000 },
       },
       {

@@ -61,8 +61,9 @@ const PASSWORD_PARAMS = { algorithm: 'argon2id', memoryCost: 19_456, timeCost: 2
 const iso = (ms: number) => new Date(ms).toISOString()
 
 /** The membership columns a peer reported (absent fields stay as they are). */
-function reported(info: PeerEndpointInfo): Partial<Pick<MembershipRow, 'publicEndpoint' | 'localEndpoints' | 'natType'>> {
+function reported(info: PeerEndpointInfo): Partial<Pick<MembershipRow, 'name' | 'publicEndpoint' | 'localEndpoints' | 'natType'>> {
   return {
+    ...(info.name !== undefined ? { name: info.name } : {}),
     ...(info.public_endpoint !== undefined ? { publicEndpoint: info.public_endpoint } : {}),
     ...(info.local_endpoints !== undefined ? { localEndpoints: info.local_endpoints } : {}),
     ...(info.nat_type !== undefined ? { natType: info.nat_type } : {}),
@@ -73,6 +74,7 @@ function newMembership(partyId: string, peerId: string, virtualIp: string, info:
     partyId,
     peerId,
     virtualIp,
+    name: info.name ?? null,
     publicEndpoint: info.public_endpoint ?? null,
     localEndpoints: info.local_endpoints ?? [],
     natType: info.nat_type ?? 'unknown',
@@ -309,6 +311,7 @@ export class ControlService {
     const hot = this.members.get(row.partyId)?.get(row.peerId)
     return {
       peer_id: row.peerId,
+      name: row.name,
       public_key: row.publicKey,
       virtual_ip: row.virtualIp,
       public_endpoint: row.publicEndpoint,

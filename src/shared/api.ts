@@ -80,6 +80,10 @@ const NOT_PRINTABLE = '\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u20
 export const DisplayString = (maxLength: number, description = 'printable text') =>
   Type.String({ minLength: 1, maxLength, pattern: `^(?!\\s*$)[^${NOT_PRINTABLE}]+$`, description: `${description}, 1-${maxLength} characters` })
 export const PartyName = DisplayString(64)
+/** The longest peer display name (UTF-16 units): fits a member list row and a terminal column. */
+export const MAX_PEER_NAME = 32
+/** A member's display name, chosen by the member (`up --name`, the host name by default). */
+export const PeerName = DisplayString(MAX_PEER_NAME, 'a display name')
 /** A relay region label: letters, digits, `.`, `_`, `-`. */
 export const Region = Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9._-]+$', description: 'letters, digits, ".", "_", "-"' })
 
@@ -88,6 +92,8 @@ export const Region = Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Z
 /** One member of a party. */
 export const PeerInfo = Type.Object({
   peer_id: PeerId,
+  /** the member's display name, null when it gave none */
+  name: Type.Union([PeerName, Type.Null()]),
   public_key: Key,
   virtual_ip: IpAddress,
   /** as learned by STUN, null when unknown */
@@ -113,6 +119,8 @@ export type PartyInfo = Static<typeof PartyInfo>
 
 /** What a peer reports about itself (create's host_peer_info, join's peer_info, PATCH, heartbeat); absent = unchanged. */
 export const PeerEndpointInfo = Type.Object({
+  /** the display name (null: none) */
+  name: Type.Optional(Type.Union([PeerName, Type.Null()])),
   public_endpoint: Type.Optional(Type.Union([Endpoint, Type.Null()])),
   local_endpoints: Type.Optional(Type.Array(Endpoint, { maxItems: 16 })),
   nat_type: Type.Optional(NatType),

@@ -38,6 +38,7 @@ export function member(over: Partial<PeerInfo> = {}, order: { below?: string; ab
     const host = nextHost++
     const info: PeerInfo = {
       peer_id: peerId,
+      name: `gamer ${host}`,
       public_key: encodeKey(kp.publicKey),
       virtual_ip: `10.66.${host >> 8}.${host & 255}`,
       public_endpoint: `198.51.100.${host & 255}:${40000 + host}`,
@@ -112,6 +113,8 @@ export class FakeControl implements ControlPlane {
   signals: { to: string; type: string; data: unknown }[] = []
   relayRequests: string[] = []
   joins = 0
+  /** The peer_info of every create and join, as the agent sent it. */
+  peerInfos: PeerEndpointInfo[] = []
   left: string[] = []
   closed = false
   /** Answers to the next joinParty calls (an Error is thrown); empty = the normal answer. */
@@ -127,6 +130,7 @@ export class FakeControl implements ControlPlane {
     return this.self.peerId
   }
   private withSelf(info: PeerEndpointInfo | undefined): PartyInfo {
+    this.peerInfos.push(structuredClone(info ?? {}))
     const me = { ...this.self.info, ...(info ?? {}) } as PeerInfo
     this.party.peers[me.peer_id] = me
     return structuredClone(this.party)

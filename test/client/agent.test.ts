@@ -2,7 +2,7 @@
 // server, WireGuard and the relay, moves a manual clock, and checks what the agent tells WireGuard, the server and
 // the user. The same flows run for real, behind Linux NATs, in test/e2e/agent.test.ts.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { RELAY_LIST_REFRESH_MS, REJOIN_RETRY_MS } from '../../src/client/agent/agent.ts'
+import { nameFromHost, RELAY_LIST_REFRESH_MS, REJOIN_RETRY_MS, STATUS_REFRESH_MS } from '../../src/client/agent/agent.ts'
 import { ControlMissingError, ControlUnreachableError } from '../../src/client/control/errors.ts'
 import { DEFAULT_TIMING } from '../../src/client/punch/conn.ts'
 import type { PeerInfo } from '../../src/shared/api.ts'
@@ -91,6 +91,64 @@ describe('agent: joining', () => {
     await w.start()
     expect(w.status?.self?.nat_type).toBe('unknown')
     expect(w.logs.join('\n')).toContain('STUN failed')
+  })
+})
+
+describe('agent: names and counters', () => {
+  test('the agent names itself at join; members are shown with their names, renamed live', async () => {
+    const w = await started(member(), { name: 'Ana 🎮' })
+    expect(w.control.party.peers[w.self.peerId]!.name).toBe('Ana 🎮')
+    expect(w.status?.self?.name).toBe('Ana 🎮')
+    const b = member({ name: 'bob' })
+    w.control.join(b)
+    await w.poll()
+    expect(w.status?.peers[0]).toMatchObject({ peer_id: b.peerId, name: 'bob' })
+    w.control.emit('peer_updated', { party_id: PARTY_ID, peer: { ...b.info, name: 'bobby' } })
+    await w.poll()
+    expect(w.status?.peers[0]?.name).toBe('bobby')
+  })
+
+  test('without a name the agent reports none', async () => {
+    const w = await started()
+    expect(w.control.peerInfos).toHaveLength(1)
+    expect(w.control.peerInfos[0]).not.toHaveProperty('name')
+  })
+
+  test('the default name comes from the host name: printable characters, at most 32 UTF-16 units', () => {
+    expect(nameFromHost('gaming-pc')).toBe('gaming-pc')
+    expect(nameFromHost('pc\x1b[31m\u202e')).toBe('pc[31m')
+    expect(nameFromHost('h'.repeat(40))).toBe('h'.repeat(32))
+    expect(nameFromHost('🎮'.repeat(20))).toBe('🎮'.repeat(16))
+    expect(nameFromHost('  \x07 ')).toBeUndefined()
+    expect(nameFromHost('')).toBeUndefined()
+  })
+
+  test('WireGuard transfer counters reach the status; counter changes alone are written at most once a second', async () => {
+    const w = await started()
+    const b = member()
+    await direct(w, b)
+    const writes: number[] = []
+    const d = w as unknown as { agent: { deps: { writeStatus: (s: unknown) => void } } }
+    d.agent.deps.writeStatus = (s) => {
+      w.status = s as typeof w.status
+      writes.push(w.now)
+    }
+    for (let i = 0; i < 10; i++) {
+      w.wg.peers.get(b.publicKey)!.txBytes += 1000
+      await w.advance(POLL_MS)
+    }
+    await w.advance(STATUS_REFRESH_MS)
+    expect(w.status?.peers[0]).toMatchObject({ rx_bytes: 148, tx_bytes: 10_000 })
+    // 3 s of counters moving every 200 ms: at most one write per second, not fifteen.
+    expect(writes.length).toBeGreaterThanOrEqual(2)
+    expect(writes.length).toBeLessThanOrEqual(4)
+    for (let i = 1; i < writes.length; i++) expect(writes[i]! - writes[i - 1]!).toBeGreaterThanOrEqual(STATUS_REFRESH_MS)
+    // A path change is written at once, whatever the last write.
+    w.control.emit('peer_left', { party_id: PARTY_ID, peer_id: b.peerId, reason: 'left' })
+    const before = writes.length
+    await w.poll()
+    expect(writes.length).toBe(before + 1)
+    expect(w.status?.peers).toEqual([])
   })
 })
 

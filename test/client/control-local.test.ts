@@ -142,6 +142,25 @@ describe('LocalControlPlane, two processes', () => {
   })
 })
 
+describe('LocalControlPlane names', () => {
+  test('members see each other’s names, a rename arrives as peer_updated, a hostile name is refused', async () => {
+    const dir = tmp()
+    const host = await plane(dir)
+    const party = await host.createParty('lan', { peer_info: { name: 'ana' } })
+    expect(party.peers[host.peerId]!.name).toBe('ana')
+    const other = await plane(dir)
+    await expect(other.joinParty(party.party_id, { peer_info: { name: 'bob\x1b[2J' } })).rejects.toMatchObject({ status: 422, serverCode: 'VALIDATION', message: expect.stringContaining('name must be 1-32 printable characters') })
+    const joined = await other.joinParty(party.party_id, { peer_info: { name: 'bob' } })
+    expect(joined.peers[host.peerId]!.name).toBe('ana')
+    const seen = await host.next('peer_joined', (e) => e.peer.peer_id === other.peerId, 10_000)
+    expect(seen.peer.name).toBe('bob')
+    const renamed = host.next('peer_updated', (e) => e.peer.peer_id === other.peerId, 10_000)
+    await other.updatePeer(party.party_id, { name: 'bobby' })
+    expect((await renamed).peer.name).toBe('bobby')
+    await expect(other.updatePeer(party.party_id, { name: ' ' })).rejects.toMatchObject({ status: 422 })
+  })
+})
+
 describe('LocalControlPlane state file', () => {
   test('writes are batched and deduplicated, atomic (no temp files left), and a restart resumes memberships', async () => {
     const dir = tmp()

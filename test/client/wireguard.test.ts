@@ -97,7 +97,7 @@ describe('config rendering (pure)', () => {
 
 describe('wireguardConfigForParty (pure)', () => {
   const peer = (id: string, pub: string, ip: string, extra: Partial<PeerInfo> = {}): PeerInfo => ({
-    peer_id: id, public_key: pub, virtual_ip: ip, public_endpoint: null, local_endpoints: [], nat_type: 'unknown', last_seen: '', joined_at: '', ...extra,
+    peer_id: id, name: null, public_key: pub, virtual_ip: ip, public_endpoint: null, local_endpoints: [], nat_type: 'unknown', last_seen: '', joined_at: '', ...extra,
   })
   const c = keys()
   const party: PartyInfo = {

@@ -95,3 +95,54 @@ describe('display strings: printable text of bounded length', () => {
     }
   })
 })
+
+describe('peer names: the same rule, 1-32 printable characters, wherever a member names itself', () => {
+  const HOSTILE = ['ana\x1b[2J', 'bell\x07', 'two\nlines', 'over\rwrite', 'a\u009b31m', 'gpj.\u202eexe', '   ', '', 'x'.repeat(33)]
+  test.each(HOSTILE)('%j is refused at create, join and PATCH with 422 naming the field; nothing is stored or told', async (name) => {
+    const c = await host.call('POST', '/parties', { name: 'lan', host_peer_info: { name } })
+    expect(c.status).toBe(422)
+    expect(c.body.error).toEqual({ code: 'VALIDATION', message: 'body.host_peer_info.name: must be a display name, 1-32 characters or null' })
+
+    const id = await host.createParty({ name: 'lan', host_peer_info: { name: 'host' } })
+    const j = await guest.join(id, { peer_info: { name } })
+    expect(j.status).toBe(422)
+    expect(j.body.error.message).toBe('body.peer_info.name: must be a display name, 1-32 characters or null')
+    expect((await guest.join(id, { peer_info: { name: 'guest' } })).status).toBe(200)
+    const hw = await host.ws()
+    try {
+      expect((await hw.next()).type).toBe('hello')
+      const pa = await guest.call('PATCH', `/parties/${id}/peers/${guest.peerId}`, { name })
+      expect(pa.status).toBe(422)
+      expect(pa.body.error.message).toBe('body.name: must be a display name, 1-32 characters or null')
+      expect(await hw.pending()).toEqual([])
+    } finally {
+      hw.close()
+    }
+    const peers = (await host.call('GET', `/parties/${id}/peers`)).body.peers
+    expect([peers[host.peerId].name, peers[guest.peerId].name]).toEqual(['host', 'guest'])
+  })
+
+  test('names in any script and emoji up to 32 characters are kept and shown to the members, live', async () => {
+    const id = await host.createParty({ name: 'lan', host_peer_info: { name: 'Ана 🎮' } })
+    const hw = await host.ws()
+    try {
+      expect((await hw.next()).type).toBe('hello')
+      const j = await guest.join(id, { peer_info: { name: '週末' } })
+      expect(j.body.party.peers[host.peerId].name).toBe('Ана 🎮')
+      expect(await hw.next()).toMatchObject({ type: 'peer_joined', peer: { peer_id: guest.peerId, name: '週末' } })
+      const long = 'g'.repeat(32)
+      expect((await guest.call('PATCH', `/parties/${id}/peers/${guest.peerId}`, { name: long })).body.peer.name).toBe(long)
+      expect(await hw.next()).toMatchObject({ type: 'peer_updated', peer: { peer_id: guest.peerId, name: long } })
+      // A rejoin naming itself anew is an update the others hear; null clears the name.
+      expect((await guest.join(id, { peer_info: { name: null } })).body.party.peers[guest.peerId].name).toBeNull()
+      expect(await hw.next()).toMatchObject({ type: 'peer_updated', peer: { peer_id: guest.peerId, name: null } })
+    } finally {
+      hw.close()
+    }
+  })
+
+  test('a member that gives no name has name null', async () => {
+    const id = await host.createParty({ name: 'lan' })
+    expect((await guest.join(id)).body.party.peers).toMatchObject({ [host.peerId]: { name: null }, [guest.peerId]: { name: null } })
+  })
+})

@@ -11,7 +11,7 @@
  * background and report back through the queue, so no two steps of a machine ever interleave.
  */
 import { Value } from '@sinclair/typebox/value'
-import { Endpoint, IpAddress, PartyId, Port } from '../../shared/api.ts'
+import { Endpoint, IpAddress, MAX_PEER_NAME, PartyId, PeerName, Port } from '../../shared/api.ts'
 import { LanrageError } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/log.ts'
 import { safeText } from '../../shared/terminal.ts'
@@ -34,6 +34,8 @@ export const POLL_MS = 200
 export const KEEPALIVE_S = 5
 /** An offer naming a relay not in the agent's list makes it read GET /relays again, at most this often. */
 export const RELAY_LIST_REFRESH_MS = 10_000
+/** Transfer counters and latency alone refresh the published status at most this often. */
+export const STATUS_REFRESH_MS = 1000
 /** A failed rejoin (server unreachable, say) is tried again this much later. */
 export const REJOIN_RETRY_MS = 5000
 
@@ -54,6 +56,20 @@ export function stunTargets(relays: RelayEndpoint[]): RelayEndpoint[] {
   if (relays.length >= 2 || first?.stunAltPort === undefined) return relays.slice(0, 2)
   return [first, { host: first.host, port: first.stunAltPort }]
 }
+/**
+ * A display name from a host name (the default of `up --name`): its printable characters, at most MAX_PEER_NAME
+ * of them; undefined when nothing usable is left (the agent then gives no name).
+ */
+export function nameFromHost(host: string): string | undefined {
+  let name = ''
+  for (const c of host.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, '')) {
+    if (name.length + c.length > MAX_PEER_NAME) break
+    name += c
+  }
+  name = name.trim()
+  return Value.Check(PeerName, name) ? name : undefined
+}
+
 /** What STUN told us about our WireGuard port (src/client/nat/detect.ts NatReport has these and more). */
 export interface NatMapping {
   publicEndpoint: string | null
@@ -115,11 +131,15 @@ export interface AgentOptions {
   listenPort: number
   party: { create: string; maxPeers?: number } | { join: string }
   password?: string
+  /** This machine's display name in the party (src/shared/api.ts PeerName); none when absent. */
+  name?: string
   timing?: ConnTiming
 }
 
 export interface PeerStatus {
   peer_id: string
+  /** The member's display name (as it chose it; shown escaped), null when it gave none. */
+  name: string | null
   virtual_ip: string
   public_key: string
   nat_type: NatType
@@ -129,13 +149,18 @@ export interface PeerStatus {
   path: 'direct' | 'relay' | 'connecting'
   /** ISO 8601, null before the first handshake. */
   latest_handshake: string | null
+  /** Round-trip time through the tunnel (milliseconds), null until measured or when the last probes went unanswered. */
+  latency_ms: number | null
+  /** WireGuard's transfer counters for the peer (bytes received from it and sent to it). */
+  rx_bytes: number
+  tx_bytes: number
 }
 export interface AgentStatus {
   pid: number
   interface: string
   listen_port: number
   party: { party_id: string; name: string; host_id: string; subnet: string } | null
-  self: { peer_id: string; virtual_ip: string | null; public_endpoint: string | null; nat_type: NatType } | null
+  self: { peer_id: string; name: string | null; virtual_ip: string | null; public_endpoint: string | null; nat_type: NatType } | null
   peers: PeerStatus[]
   updated_at: string
 }
@@ -147,7 +172,7 @@ interface Peer {
   /** The endpoint this agent last told WireGuard to use, and the peer's rx counter then. */
   setEndpoint: string | null
   lastRx: number
-  wg: { endpoint: string | null; latestHandshake: number | null; rx: number } | null
+  wg: { endpoint: string | null; latestHandshake: number | null; rx: number; tx: number } | null
   relayBusy: boolean
   lastPath: string
   /** Whether the peer is in WireGuard's configuration yet. */
@@ -193,6 +218,8 @@ export class Agent {
   /** This machine's WireGuard public key: the holder every relay ticket for us must name. */
   private readonly selfKey: Uint8Array
   private lastStatus = ''
+  private lastShape = ''
+  private lastWrite = -Infinity
   /** Resolves when the agent ends on its own (party deleted); stop() is the other way out. */
   readonly ended: Promise<string>
   private end!: (why: string) => void
@@ -270,7 +297,12 @@ export class Agent {
   }
 
   private peerInfo() {
-    return { public_endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType, local_endpoints: localEndpoints(this.opts.listenPort) }
+    return {
+      ...(this.opts.name !== undefined ? { name: this.opts.name } : {}),
+      public_endpoint: this.nat.publicEndpoint,
+      nat_type: this.nat.natType,
+      local_endpoints: localEndpoints(this.opts.listenPort),
+    }
   }
 
   /**
@@ -413,7 +445,7 @@ export class Agent {
       for (const peer of this.peers.values()) {
         await this.guard('reading the peer\'s counters', peer.info.peer_id, async () => {
           const w = wg.peers.find((x) => x.publicKey === peer.info.public_key)
-          peer.wg = w ? { endpoint: w.endpoint, latestHandshake: w.latestHandshake, rx: w.rxBytes } : null
+          peer.wg = w ? { endpoint: w.endpoint, latestHandshake: w.latestHandshake, rx: w.rxBytes, tx: w.txBytes } : null
           if (!w) return
           // Fresh packets from the peer while WireGuard still uses the endpoint we set (it roams otherwise, §6.5).
           // A completed handshake is required too: a handshake initiation received while our answers cannot get
@@ -623,9 +655,10 @@ export class Agent {
       interface: this.opts.interfaceName,
       listen_port: this.opts.listenPort,
       party: this.party && { party_id: this.party.party_id, name: this.party.name, host_id: this.party.host_id, subnet: this.party.subnet },
-      self: this.selfId ? { peer_id: this.selfId, virtual_ip: me?.virtual_ip ?? null, public_endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType } : null,
+      self: this.selfId ? { peer_id: this.selfId, name: me?.name ?? this.opts.name ?? null, virtual_ip: me?.virtual_ip ?? null, public_endpoint: this.nat.publicEndpoint, nat_type: this.nat.natType } : null,
       peers: [...this.peers.values()].map((p) => ({
         peer_id: p.info.peer_id,
+        name: p.info.name,
         virtual_ip: p.info.virtual_ip,
         public_key: p.info.public_key,
         nat_type: p.info.nat_type,
@@ -633,6 +666,9 @@ export class Agent {
         endpoint: p.wg?.endpoint ?? null,
         path: pathOf(p.state),
         latest_handshake: p.wg?.latestHandshake ? new Date(p.wg.latestHandshake).toISOString() : null,
+        latency_ms: null,
+        rx_bytes: p.wg?.rx ?? 0,
+        tx_bytes: p.wg?.tx ?? 0,
       })),
       updated_at: new Date(this.deps.now()).toISOString(),
     }
@@ -650,10 +686,16 @@ export class Agent {
     }
     const s = this.status()
     const key = JSON.stringify({ ...s, updated_at: '' })
-    if (key !== this.lastStatus) {
-      this.lastStatus = key
-      this.deps.writeStatus(s)
-    }
+    if (key === this.lastStatus) return
+    // Counters and latency move with every packet: a change of them alone is written at most once per
+    // STATUS_REFRESH_MS; anything else (a member, a path, an endpoint) at once.
+    const shape = JSON.stringify({ ...s, updated_at: '', peers: s.peers.map((p) => ({ ...p, latency_ms: null, rx_bytes: 0, tx_bytes: 0 })) })
+    const now = this.deps.now()
+    if (shape === this.lastShape && now - this.lastWrite < STATUS_REFRESH_MS) return
+    this.lastStatus = key
+    this.lastShape = shape
+    this.lastWrite = now
+    this.deps.writeStatus(s)
   }
 
   /** Leaves the party, removes the interface, closes the control plane. Safe to call twice. */

@@ -8,6 +8,7 @@ describe('checkPeer', () => {
   const kp = generateKeyPair()
   const info = {
     peer_id: peerIdOf(kp.publicKey),
+    name: 'Ana',
     public_key: encodeKey(kp.publicKey),
     virtual_ip: '10.66.255.254',
     public_endpoint: '198.51.100.2:40000',

@@ -19,6 +19,8 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { Value } from '@sinclair/typebox/value'
+import { MAX_PEER_NAME, PeerName } from '../../shared/api.ts'
 import { silentLogger, type Logger } from '../../shared/log.ts'
 import { systemClock, type Clock } from '../../shared/clock.ts'
 import { parsePublicKey } from '../wireguard/keys.ts'
@@ -284,7 +286,8 @@ export class LocalControlPlane implements ControlPlane {
           timedOut.add(s.peer_id)
           continue
         }
-        party.peers[s.peer_id] = info
+        // Files written before members had names carry none.
+        party.peers[s.peer_id] = { ...info, name: info.name ?? null }
       }
     }
     // A party whose host is no longer a member has ended (the seed's rule). The host removes the discovery
@@ -342,7 +345,7 @@ export class LocalControlPlane implements ControlPlane {
       for (const [peerId, p] of Object.entries(old.peers)) {
         const q = now.peers[peerId]
         if (!q) this.events.emit('peer_left', { party_id: pid, peer_id: peerId, reason: timedOut.has(peerId) ? 'timeout' : 'left' })
-        else if (q.virtual_ip !== p.virtual_ip || q.public_endpoint !== p.public_endpoint || q.nat_type !== p.nat_type || q.local_endpoints.join() !== p.local_endpoints.join())
+        else if (q.name !== p.name || q.virtual_ip !== p.virtual_ip || q.public_endpoint !== p.public_endpoint || q.nat_type !== p.nat_type || q.local_endpoints.join() !== p.local_endpoints.join())
           this.events.emit('peer_updated', { party_id: pid, peer: q })
       }
     }
@@ -359,8 +362,10 @@ export class LocalControlPlane implements ControlPlane {
   }
 
   private record(virtualIp: string, info: PeerEndpointInfo | undefined, joinedAt: string): PeerInfo {
+    checkPeerName(info, 'peer_info')
     return {
       peer_id: this.peerId,
+      name: info?.name ?? null,
       public_key: this.opts.publicKey.trim(),
       virtual_ip: virtualIp,
       public_endpoint: info?.public_endpoint ?? null,
@@ -434,6 +439,7 @@ export class LocalControlPlane implements ControlPlane {
 
   async updatePeer(partyId: string, info: PeerEndpointInfo): Promise<PeerInfo> {
     const m = this.mine(partyId, 'update peer')
+    checkPeerName(info, 'update peer')
     const next: PeerInfo = { ...m, ...definedOnly(info), last_seen: new Date(this.clock.now()).toISOString() }
     this.memberships.set(partyId, next)
     this.scheduleFlush()
@@ -515,6 +521,13 @@ export class LocalControlPlane implements ControlPlane {
     await this.flush()
     this.closed = true
   }
+}
+
+/** The same rule as the control server's: a display name is printable text of at most MAX_PEER_NAME characters. */
+function checkPeerName(info: PeerEndpointInfo | undefined, what: string): void {
+  const name = info?.name
+  if (name !== undefined && name !== null && !Value.Check(PeerName, name))
+    throw new ControlRequestError(`${what}: name must be 1-${MAX_PEER_NAME} printable characters, not blank`, 422, 'VALIDATION')
 }
 
 function definedOnly(i: PeerEndpointInfo): PeerEndpointInfo {

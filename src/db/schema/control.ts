@@ -64,6 +64,8 @@ export const memberships = sqliteTable(
     partyId: partyRef(),
     peerId: peerRef(),
     virtualIp: text('virtual_ip').notNull(),
+    /** The member's display name as it reported it (null: none). */
+    name: text('name'),
     publicEndpoint: text('public_endpoint'),
     localEndpoints: text('local_endpoints', { mode: 'json' }).notNull().$type<string[]>(),
     natType: text('nat_type', { enum: NAT_TYPES }).notNull(),
