@@ -21,11 +21,27 @@ const PeerParams = t.Object({ party_id: PartyId, peer_id: PeerId })
 const SignalType = t.String({ minLength: 1, maxLength: 32, pattern: '^[a-z0-9_.-]+$' })
 
 /**
- * Reads a request body as text. A body with a Content-Length was already held to `limit` in onRequest, so it is
- * read in one piece (`request.text()`: no ReadableStream iteration, which cost ~35% of the CPU of a heartbeat).
- * Only a chunked body (no Content-Length) is streamed, and refused (413) as soon as it exceeds `limit` bytes.
+ * Reads a request body as text, within `timeoutMs` (else 408: a body that trickles in would hold the connection
+ * and the request for as long as the client likes). A body with a Content-Length was already held to `limit` in
+ * onRequest, so it is read in one piece (`request.text()`: no ReadableStream iteration, which cost ~35% of the
+ * CPU of a heartbeat). Only a chunked body (no Content-Length) is streamed, and refused (413) as soon as it
+ * exceeds `limit` bytes.
  */
-async function readBody(request: Request, limit: number): Promise<string> {
+async function readBody(request: Request, limit: number, timeoutMs: number): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ControlError('REQUEST_TIMEOUT', `request body not received within ${timeoutMs / 1000} s`, 408)), Math.max(0, timeoutMs))
+  })
+  const reading = readAll(request, limit)
+  reading.catch(() => {}) // after a timeout the read fails when the connection closes; nobody waits for it then
+  try {
+    return await Promise.race([reading, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function readAll(request: Request, limit: number): Promise<string> {
   // Checked before touching request.body: the getter alone makes Bun build the stream.
   if (request.headers.has('content-length')) return request.text()
   if (!request.body) return ''
@@ -96,7 +112,9 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
   const app = new Elysia({
     // Bun refuses bodies far above the limit itself; declared lengths (onRequest) and chunked bodies (readBody)
     // over maxBodyBytes get our 413 with the error shape.
-    serve: { maxRequestBodySize: Math.max(1 << 20, config.maxBodyBytes * 16) },
+    // Bun's own idle timeout (seconds; it also ends a connection whose request is still pending) stays above the
+    // body timeout, so a slow body gets our 408 rather than a silent close.
+    serve: { maxRequestBodySize: Math.max(1 << 20, config.maxBodyBytes * 16), idleTimeout: Math.min(255, Math.max(10, Math.ceil(config.bodyTimeoutS) + 5)) },
     // A client that stops reading is disconnected once 1 MiB is queued for it (it reconnects and re-reads the
     // party) instead of the server buffering events for it without bound.
     websocket: { idleTimeout: 120, maxPayloadLength: config.maxBodyBytes, backpressureLimit: 1 << 20, closeOnBackpressureLimit: true },
@@ -126,7 +144,8 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
       const auth = authRoutes?.get(`${request.method} ${route}`)
       if (auth === 'bearer') caller(request)
       else if (auth === 'relaySecret') relayCaller(request)
-      const text = await readBody(request, config.maxBodyBytes)
+      const t0 = started.get(request) ?? performance.now()
+      const text = await readBody(request, config.maxBodyBytes, t0 + config.bodyTimeoutS * 1000 - performance.now())
       if (text === '') return undefined
       try {
         return JSON.parse(text)

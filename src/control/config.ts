@@ -60,6 +60,7 @@ export const controlSchema = Type.Object({
     default: 4,
     description: 'WebSockets one token may hold open; one more closes the oldest (close code 4008)',
   }),
+  bodyTimeoutS: Type.Number({ minimum: 0.1, maximum: 240, default: 5, description: 'a request body must arrive within this many seconds of the request (408 after)' }),
   maxBodyBytes: Type.Integer({ minimum: 1024, default: 65_536, description: 'largest request body accepted (413 above)' }),
 })
 export type ControlConfig = Static<typeof controlSchema>
