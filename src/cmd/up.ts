@@ -102,6 +102,8 @@ export async function main(argv: string[]): Promise<number> {
         now: Date.now,
         log,
         say: (line) => console.log(line),
+        openEcho: (address, port, onMessage) => openUdpSocket({ hostname: address, port, onMessage, onError: (e) => log.debug('latency echo', { error: e }) }),
+        hrNow: () => performance.now(),
         writeStatus: (s) => writeStatusFile({ ...s, control: cfg.control, ...(cfg.caFile ? { ca_file: cfg.caFile } : {}) }),
       },
     )

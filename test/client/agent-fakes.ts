@@ -4,7 +4,7 @@
  * whose timers fire when it moves, and recorders for ALLOCATE, STUN and the user's lines. `AgentWorld` wires them to
  * one Agent and drives its poll loop the way the real timer would.
  */
-import { Agent, type AgentInterface, type AgentOptions, type AgentStatus, type AgentTimers, type NatMapping, POLL_MS, type RelayEndpoint } from '../../src/client/agent/agent.ts'
+import { Agent, type AgentInterface, type EchoSocket, type AgentOptions, type AgentStatus, type AgentTimers, type NatMapping, POLL_MS, type RelayEndpoint } from '../../src/client/agent/agent.ts'
 import { Emitter } from '../../src/client/control/events.ts'
 import { peerIdOf } from '../../src/client/control/remote.ts'
 import type { ControlEventName, ControlEvents, ControlPlane, LeaveResult, PartyInfo, PeerEndpointInfo, PeerInfo, RelayOffer, Signal } from '../../src/client/control/types.ts'
@@ -262,6 +262,27 @@ export class FakeInterface implements AgentInterface {
   }
 }
 
+/** The latency echo socket: records what the agent sends; the test delivers datagrams to it. */
+export class FakeEcho implements EchoSocket {
+  sent: { data: Uint8Array; port: number; address: string }[] = []
+  closed = false
+  constructor(
+    readonly address: string,
+    readonly port: number,
+    readonly onMessage: (data: Uint8Array, port: number, address: string) => void,
+  ) {}
+  send(data: Uint8Array, port: number, address: string) {
+    if (this.closed) throw new Error('send on a closed echo socket')
+    this.sent.push({ data: data.slice(), port, address })
+  }
+  close() {
+    this.closed = true
+  }
+  deliver(data: Uint8Array, from: string, port = 8666) {
+    this.onMessage(data, port, from)
+  }
+}
+
 /** One agent with every dependency faked; `self` is this machine. */
 export class AgentWorld {
   readonly timers = new ManualTimers()
@@ -272,6 +293,12 @@ export class AgentWorld {
   allocations: { relay: RelayEndpoint; ticket: string }[] = []
   allocateAnswer: (relay: RelayEndpoint, ticket: string) => Promise<number> = async () => 50001
   lines: string[] = []
+  /** Every echo socket the agent opened (the last one is the live one). */
+  echoes: FakeEcho[] = []
+  /** openEcho throws this when set. */
+  echoFails: Error | null = null
+  /** The fine clock for round trips: moves with the manual clock plus whatever a test adds. */
+  hrExtra = 0
   status: AgentStatus | null = null
   logs: string[] = []
   readonly log: Logger
@@ -299,6 +326,13 @@ export class AgentWorld {
         log: this.log,
         say: (line) => this.lines.push(line),
         writeStatus: (s) => (this.status = s),
+        openEcho: async (address, port, onMessage) => {
+          if (this.echoFails) throw this.echoFails
+          const e = new FakeEcho(address, port, onMessage)
+          this.echoes.push(e)
+          return e
+        },
+        hrNow: () => this.timers.t + this.hrExtra,
       },
     )
   }
@@ -329,6 +363,12 @@ export class AgentWorld {
     while (this.timers.fireNext(end)) await settle()
     this.timers.t = end
     await settle()
+  }
+
+  get echo(): FakeEcho {
+    const e = this.echoes.at(-1)
+    if (!e) throw new Error('the agent opened no echo socket')
+    return e
   }
 
   /** Path of the peer as the agent publishes it. */

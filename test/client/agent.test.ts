@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test
 import { nameFromHost, RELAY_LIST_REFRESH_MS, REJOIN_RETRY_MS, STATUS_REFRESH_MS } from '../../src/client/agent/agent.ts'
 import { ControlMissingError, ControlUnreachableError } from '../../src/client/control/errors.ts'
 import { DEFAULT_TIMING } from '../../src/client/punch/conn.ts'
+import { decodeEcho, ECHO_PORT, encodeEcho, LATENCY_FRESH_MS, PROBE_MS } from '../../src/client/agent/latency.ts'
 import type { PeerInfo } from '../../src/shared/api.ts'
 import { LanrageError } from '../../src/shared/errors.ts'
 import { AgentWorld, member, offerFor, PARTY_ID, POLL_MS, RELAY, RELAY_ID, settle, type Member } from './agent-fakes.ts'
@@ -149,6 +150,97 @@ describe('agent: names and counters', () => {
     await w.poll()
     expect(writes.length).toBe(before + 1)
     expect(w.status?.peers).toEqual([])
+  })
+})
+
+describe('agent: latency through the tunnel', () => {
+  /** Answers every probe the agent sent to `b` since `from`, `ms` later on the fine clock. */
+  function answer(w: AgentWorld, b: Member, ms: number, from = 0) {
+    const probes = w.echo.sent.slice(from).filter((d) => d.address === b.info.virtual_ip)
+    w.hrExtra += ms
+    for (const p of probes) w.echo.deliver(encodeEcho({ ...decodeEcho(p.data)!, kind: 'reply' }), b.info.virtual_ip)
+    w.hrExtra -= ms
+    return probes.length
+  }
+
+  test('the echo is bound to the virtual IP; members with a path are probed every 2 s; the answer is the latency', async () => {
+    const w = await started()
+    expect(w.echoes.map((e) => `${e.address}:${e.port}`)).toEqual([`${w.self.info.virtual_ip}:${ECHO_PORT}`])
+    const b = member()
+    w.control.join(b)
+    await w.poll()
+    await w.advance(PROBE_MS)
+    // Connecting: no probe (it would cost a WireGuard handshake attempt towards no endpoint).
+    expect(w.echo.sent).toEqual([])
+    await w.advance(T.punchLeadMs)
+    w.wg.traffic(b.publicKey, w.now)
+    await w.advance(POLL_MS)
+    expect(w.pathOf(b.peerId)).toBe('direct')
+    // Poll by poll until the next probe leaves; it is answered 12.34 ms later.
+    for (let i = 0; i < PROBE_MS / POLL_MS && w.echo.sent.length === 0; i++) await w.advance(POLL_MS)
+    expect(w.echo.sent.length).toBe(1)
+    expect(w.echo.sent.every((d) => d.port === ECHO_PORT && d.address === b.info.virtual_ip && decodeEcho(d.data)?.kind === 'request')).toBe(true)
+    const n = w.echo.sent.length
+    answer(w, b, 12.34)
+    await w.advance(STATUS_REFRESH_MS)
+    expect(w.status?.peers[0]?.latency_ms).toBe(12.3)
+    await w.advance(2 * PROBE_MS)
+    expect(w.echo.sent.length).toBe(n + 2)
+    // No more answers: after LATENCY_FRESH_MS the latency is unknown again.
+    await w.advance(LATENCY_FRESH_MS + STATUS_REFRESH_MS)
+    expect(w.status?.peers[0]?.latency_ms).toBeNull()
+  })
+
+  test('probes from members are answered, byte for byte; from anywhere else, from itself or malformed: nothing', async () => {
+    const w = await started()
+    const b = member()
+    await direct(w, b)
+    const req = encodeEcho({ kind: 'request', seq: 5, token: 77 })
+    w.echo.sent = []
+    w.echo.deliver(req, b.info.virtual_ip, 40000)
+    expect(w.echo.sent).toEqual([{ data: encodeEcho({ kind: 'reply', seq: 5, token: 77 }), port: 40000, address: b.info.virtual_ip }])
+    w.echo.sent = []
+    for (const from of ['192.168.1.50', '10.67.0.2', w.self.info.virtual_ip]) w.echo.deliver(req, from)
+    w.echo.deliver(new Uint8Array(1400), b.info.virtual_ip)
+    w.echo.deliver(req.subarray(0, 8), b.info.virtual_ip)
+    expect(w.echo.sent).toEqual([])
+  })
+
+  test('a member that leaves is no longer probed; stop closes the echo', async () => {
+    const w = await started()
+    const b = member()
+    await direct(w, b)
+    w.control.emit('peer_left', { party_id: PARTY_ID, peer_id: b.peerId, reason: 'left' })
+    await w.poll()
+    w.echo.sent = []
+    await w.advance(3 * PROBE_MS)
+    expect(w.echo.sent).toEqual([])
+    await w.agent.stop()
+    expect(w.echo.closed).toBe(true)
+  })
+
+  test('an echo that cannot be bound costs the latency only', async () => {
+    const w = new AgentWorld()
+    worlds.push(w)
+    w.echoFails = Object.assign(new Error('bind failed'), { code: 'EADDRINUSE' })
+    await w.start()
+    const b = member()
+    await direct(w, b)
+    expect(w.status?.peers[0]).toMatchObject({ path: 'direct', latency_ms: null })
+    expect(w.logs.join('\n')).toContain('latency echo unavailable')
+  })
+
+  test('after a rejoin with a new virtual IP the echo moves to it', async () => {
+    const w = await started()
+    const moved = { ...w.self.info, virtual_ip: '10.66.9.9' }
+    w.control.joinAnswers.push({ ...structuredClone(w.control.party), peers: { ...structuredClone(w.control.party.peers), [w.self.peerId]: moved } })
+    w.control.emit('error', { where: `heartbeat ${PARTY_ID}`, error: new ControlMissingError('gone', 'PEER_NOT_FOUND') })
+    await w.poll()
+    await settle()
+    expect(w.echoes.map((e) => [e.address, e.closed])).toEqual([
+      [w.self.info.virtual_ip, true],
+      ['10.66.9.9', false],
+    ])
   })
 })
 

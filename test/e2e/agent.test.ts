@@ -111,8 +111,20 @@ function lanrage(args: string[], a: { home: string; ns: string }) {
 
 interface StatusJson {
   running: boolean
-  self: { peer_id: string; virtual_ip: string; nat_type: string; public_endpoint: string | null }
-  peers: { peer_id: string; virtual_ip: string; public_key: string; endpoint: string | null; path: string; nat_type: string }[]
+  self: { peer_id: string; name: string | null; virtual_ip: string; nat_type: string; public_endpoint: string | null }
+  peers: {
+    peer_id: string
+    name: string | null
+    virtual_ip: string
+    public_key: string
+    endpoint: string | null
+    path: string
+    nat_type: string
+    latency_ms: number | null
+    latest_handshake: string | null
+    rx_bytes: number
+    tx_bytes: number
+  }[]
 }
 const status = (a: AgentHandle) => JSON.parse(lanrage(['status', '--json'], a).out) as StatusJson
 
@@ -151,10 +163,10 @@ describe.skipIf(!!skip)('lanrage up: cone / cone / cone', () => {
   const s = scenario(['cone', 'cone', 'cone'])
   let a1: AgentHandle, a2: AgentHandle, a3: AgentHandle
 
-  test('two gamers ping each other within 10 s over a direct path', s.logged(async () => {
-    a1 = await s.up(1, { create: 'lan night' })
+  test('two gamers ping each other within 10 s over a direct path, and see each other by name with a latency', s.logged(async () => {
+    a1 = await s.up(1, { create: 'lan night' }, ['--name', 'Ana 🎮'])
     const started = Date.now()
-    a2 = await s.up(2, { join: a1.partyId })
+    a2 = await s.up(2, { join: a1.partyId }, ['--name', 'bob'])
     expect(a2.partyId).toBe(a1.partyId)
     expect(a2.vip).not.toBe(a1.vip)
     await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 10_000 - (Date.now() - started))
@@ -168,6 +180,19 @@ describe.skipIf(!!skip)('lanrage up: cone / cone / cone', () => {
     expect(st1.peers[0]).toMatchObject({ virtual_ip: a2.vip, path: 'direct' })
     expect(st1.peers[0]!.endpoint).toStartWith(natWanIp(2) + ':')
     await a1.proc.waitFor(new RegExp(`^peer [0-9a-f]{16} ${a2.vip.replace(/\./g, '\\.')} direct ${natWanIp(2)}:\\d+$`, 'm'), 2000)
+    // Names, and a latency measured through the tunnel (a probe every 2 s once the path is up).
+    for (const [a, other] of [[a1, 'bob'], [a2, 'Ana 🎮']] as const) {
+      const st = await until(`${a.iface} measures a latency`, () => status(a), (x) => typeof x.peers[0]?.latency_ms === 'number', 5000)
+      expect(st.peers[0]).toMatchObject({ name: other, path: 'direct' })
+      expect(st.peers[0]!.latency_ms!).toBeGreaterThanOrEqual(0)
+      expect(st.peers[0]!.latency_ms!).toBeLessThan(1000)
+      expect(st.peers[0]!.rx_bytes).toBeGreaterThan(0)
+      expect(st.peers[0]!.tx_bytes).toBeGreaterThan(0)
+      expect(Date.parse(st.peers[0]!.latest_handshake!)).toBeGreaterThan(started - 60_000)
+      const text = lanrage(['status'], a).out
+      expect(text).toMatch(new RegExp(`^  ${other}${a === a2 ? ' \\(host\\)' : ''} +[0-9a-f]{16}  ${st.peers[0]!.virtual_ip.replace(/\./g, '\\.')} +direct +[0-9.]+ ms +\\d+ s ago +[0-9.]+ (B|KiB) +[0-9.]+ (B|KiB) +${natWanIp(a === a1 ? 2 : 1)}:\\d+$`, 'm'))
+    }
+    expect(status(a1).self.name).toBe('Ana 🎮')
   }), 30_000)
 
   test('a third member joining later reaches both, and both reach it', s.logged(async () => {
@@ -252,6 +277,8 @@ for (const kinds of [
       for (const a of [a1, a2]) {
         const st = await until(`${a.iface} relayed`, () => status(a), (x) => x.peers[0]?.path === 'relay' && x.peers[0].endpoint !== null, 3000)
         expect(st.peers[0]!.endpoint).toStartWith(PUB_IP + ':')
+        // The latency of the relayed path, measured through the tunnel like a direct one.
+        await until(`${a.iface} measures a latency`, () => status(a).peers[0]?.latency_ms, (ms) => typeof ms === 'number', 5000)
         expect([...s.endpoints(a).values()][0]).toStartWith(PUB_IP + ':')
       }
       expect(s.endpoints(a1).values().next().value).not.toBe(s.endpoints(a2).values().next().value)

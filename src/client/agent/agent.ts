@@ -18,7 +18,8 @@ import { safeText } from '../../shared/terminal.ts'
 import type { ControlEventName, ControlEvents, ControlPlane, NatType, PartyInfo, PeerInfo, RelayOffer } from '../control/types.ts'
 import { peerIdOf } from '../control/remote.ts'
 import { parsePrivateKey, publicKeyOf } from '../wireguard/keys.ts'
-import type { Subnet } from '../../shared/ipv4.ts'
+import { inSubnet, type Subnet } from '../../shared/ipv4.ts'
+import { ECHO_PORT, LatencyTracker, PROBE_MS } from './latency.ts'
 import { checkOffer, checkParty, checkPeer, checkPeers, checkPunch, checkSignal } from './inbound.ts'
 import { localEndpoints } from '../nat/detect.ts'
 import { ControlMissingError } from '../control/errors.ts'
@@ -88,6 +89,12 @@ export interface AgentInterface {
   delete(): Promise<void>
 }
 
+/** The agent's UDP socket for the latency echo, bound to its virtual IP (src/client/net/udp.ts UdpSocket fits). */
+export interface EchoSocket {
+  send(data: Uint8Array, port: number, address: string): void
+  close(): void
+}
+
 /** Timers as a dependency, so tests drive the poll loop and the retries with a manual clock instead of sleeping. */
 export interface AgentTimers {
   /** Calls `fn` every `ms` until the returned function is called. */
@@ -123,6 +130,13 @@ export interface AgentDeps {
   say(line: string): void
   /** Persists the status snapshot for `lanrage status`. */
   writeStatus(s: AgentStatus): void
+  /**
+   * Binds the latency echo (latency.ts) on `address`:`port`, the virtual IP once the interface has it. Absent, or
+   * failing, the agent measures no latency and answers no probes; everything else works the same.
+   */
+  openEcho?(address: string, port: number, onMessage: (data: Uint8Array, port: number, address: string) => void): Promise<EchoSocket>
+  /** A finer clock for round trips (milliseconds, any origin; e.g. performance.now). Default: now(). */
+  hrNow?(): number
 }
 
 export interface AgentOptions {
@@ -213,6 +227,9 @@ export class Agent {
   private stopped = false
   private rejoining = false
   private relaysFetchedAt = -Infinity
+  private readonly latency = new LatencyTracker()
+  private echo: { socket: EchoSocket; address: string } | null = null
+  private lastProbe = -Infinity
   /** The party's subnet, once the party is known (member records are checked against it). */
   private subnet: Subnet | null = null
   /** This machine's WireGuard public key: the holder every relay ticket for us must name. */
@@ -284,11 +301,56 @@ export class Agent {
     await iface.setAddress(`${me.virtual_ip}/${prefixOf(this.party.subnet)}`)
     await iface.up()
     log.info('interface up', { name: iface.name, address: me.virtual_ip })
+    await this.openEcho(me.virtual_ip)
 
     for (const peer of Object.values(this.party.peers)) if (peer.peer_id !== this.selfId) this.queue.push({ kind: 'peer', peer })
     for (const { partyId, q } of this.beforeParty.splice(0)) if (partyId === this.party.party_id) this.push(q)
     this.cancelPoll = this.timers.every(POLL_MS, () => void this.poll())
     await this.poll()
+  }
+
+  /** (Re)binds the latency echo on the virtual IP; a failure costs the latency figures only. */
+  private async openEcho(address: string) {
+    const open = this.deps.openEcho
+    if (!open || this.echo?.address === address) return
+    this.closeEcho()
+    try {
+      const socket = await open(address, ECHO_PORT, (data, port, from) => this.onEcho(data, port, from))
+      if (this.stopped) return socket.close()
+      this.echo = { socket, address }
+    } catch (e) {
+      this.deps.log.warn('latency echo unavailable; latency will not be shown', { address, port: ECHO_PORT, error: e })
+    }
+  }
+
+  private closeEcho() {
+    this.echo?.socket.close()
+    this.echo = null
+  }
+
+  /**
+   * A datagram on the echo port. Only members' virtual addresses are answered or listened to: WireGuard delivers a
+   * packet from a member only with that member's address as its source (its allowed IP), so nothing else in the
+   * party subnet can speak for it; anything from elsewhere is dropped unread.
+   */
+  private onEcho(data: Uint8Array, port: number, from: string) {
+    if (!this.echo || !this.subnet || !inSubnet(from, this.subnet) || from === this.echo.address) return
+    const reply = this.latency.receive(data, from, this.hrNow())
+    if (reply) this.echo.socket.send(reply, port, from)
+  }
+
+  private hrNow() {
+    return this.deps.hrNow?.() ?? this.deps.now()
+  }
+
+  /** One probe to every member with a path (none while connecting: a packet then would cost a handshake attempt). */
+  private probe(now: number) {
+    if (!this.echo || now - this.lastProbe < PROBE_MS) return
+    this.lastProbe = now
+    for (const p of this.peers.values()) {
+      if (pathOf(p.state) === 'connecting') continue
+      this.echo.socket.send(this.latency.probe(p.info.virtual_ip, this.hrNow()), ECHO_PORT, p.info.virtual_ip)
+    }
   }
 
   /** A line for the user. Ids, addresses and reasons in it came from the network: escaped for the terminal. */
@@ -330,6 +392,7 @@ export class Agent {
       if (me.virtual_ip !== before) {
         await this.iface!.setAddress(`${me.virtual_ip}/${prefixOf(party.subnet)}`)
         this.say(`virtual_ip: ${me.virtual_ip}`)
+        await this.openEcho(me.virtual_ip)
       }
       log.info('rejoined the party after the server dropped us', { party_id: partyId, virtual_ip: me.virtual_ip })
       this.queue.push({ kind: 'sync', peers: party.peers })
@@ -458,6 +521,7 @@ export class Agent {
     }
     for (const q of this.queue.splice(0)) await this.guard(`applying ${q.kind}`, queuedPeer(q), () => this.apply(q, now))
     for (const peer of this.peers.values()) await this.guard('tick', peer.info.peer_id, () => this.step(peer, { type: 'tick' }, now))
+    await this.guard('probing latency', null, () => this.probe(now))
     await this.guard('publishing the status', null, () => this.publish())
   }
 
@@ -529,6 +593,7 @@ export class Agent {
     const peer = this.peers.get(peerId)
     if (!peer) return
     this.peers.delete(peerId)
+    this.latency.forget(peer.info.virtual_ip)
     if (peer.inWg) await this.iface!.removePeer(peer.info.public_key).catch((e) => this.deps.log.warn('removing WireGuard peer failed', { error: e }))
     this.say(`peer ${peerId} ${peer.info.virtual_ip} ${why}`)
   }
@@ -666,12 +731,17 @@ export class Agent {
         endpoint: p.wg?.endpoint ?? null,
         path: pathOf(p.state),
         latest_handshake: p.wg?.latestHandshake ? new Date(p.wg.latestHandshake).toISOString() : null,
-        latency_ms: null,
+        latency_ms: this.latencyOf(p),
         rx_bytes: p.wg?.rx ?? 0,
         tx_bytes: p.wg?.tx ?? 0,
       })),
       updated_at: new Date(this.deps.now()).toISOString(),
     }
+  }
+
+  private latencyOf(p: Peer): number | null {
+    const ms = pathOf(p.state) === 'connecting' ? null : this.latency.latency(p.info.virtual_ip, this.hrNow())
+    return ms === null ? null : Math.round(ms * 10) / 10
   }
 
   /** Tells the user about path changes and writes the status file when something changed. */
@@ -706,6 +776,7 @@ export class Agent {
     this.cancelRejoin()
     for (const off of this.offs) off()
     await this.polling
+    this.closeEcho()
     const { control, log } = this.deps
     if (this.party) {
       const r = await control.leaveParty(this.party.party_id).catch((e) => {
