@@ -1,6 +1,6 @@
 // The agent's commands as a user meets them without a running agent or server: clear messages, right exit codes.
 import { describe, expect, test } from 'bun:test'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { lanrage } from './cli.test.ts'
@@ -23,6 +23,19 @@ describe('lanrage up / status / down without an agent', () => {
     expect(r.code).toBe(2)
     expect(r.err).toContain('--join: Expected string to match')
     expect(r.err).toContain('--interface: Expected string to match')
+  })
+
+  test('up refuses a bad --control list in one line, before creating a key', () => {
+    const h = home()
+    for (const [control, msg] of [
+      ['http://127.0.0.1:1,ftp://x', 'lanrage up: control URL "ftp://x": expected http://, https://, ws:// or wss:// and a host (BAD_CONTROL_URL)'],
+      ['http://127.0.0.1:1, http://127.0.0.1:1/', 'lanrage up: control URL "http://127.0.0.1:1/" is given twice (BAD_CONTROL_URL)'],
+      [' , ', 'lanrage up: no control URL given (e.g. https://control.example:8667) (BAD_CONTROL_URL)'],
+    ]) {
+      const r = lanrage(['up', '--control', control!, '--join', '0123456789ab'], { LANRAGE_HOME: h })
+      expect({ code: r.code, err: r.err }).toEqual({ code: 1, err: msg + '\n' })
+    }
+    expect(existsSync(join(h, 'private.key'))).toBe(false)
   })
 
   test('status and down say that no agent runs', () => {

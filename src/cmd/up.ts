@@ -14,7 +14,7 @@ import { MAX_PEER_NAME, PeerName } from '../shared/api.ts'
 import { hostname } from 'node:os'
 import { allocate, listRelays } from '../client/agent/relay-client.ts'
 import { alive, loadOrCreateKey, readStatusFile, removeStatusFile, settingsReader, statusPath, writeStatusFile } from '../client/agent/state.ts'
-import { readCaFile } from '../shared/tls.ts'
+import { controlUrlList, readCaFile } from '../shared/tls.ts'
 import { openUdpSocket } from '../client/net/udp.ts'
 
 export const spec = {
@@ -28,7 +28,10 @@ export const spec = {
     'Runs until Ctrl-C, SIGTERM or `lanrage down`, then leaves the party and removes the interface.',
   ].join('\n'),
   schema: Type.Object({
-    control: Type.String({ default: 'http://127.0.0.1:8667', description: 'control server URL (http://, https://, ws:// or wss://)' }),
+    control: Type.String({
+      default: 'http://127.0.0.1:8667',
+      description: 'control server URL (http://, https://, ws:// or wss://), or several separated by commas: instances of one control server, used in turn when one fails',
+    }),
     caFile: Type.String({ default: '', description: 'PEM file of the CA that signed an https:// control server certificate (a private CA; replaces the system list)' }),
     create: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'create a party with this name', settings: false })),
     join: Type.Optional(Type.String({ pattern: '^[0-9a-f]{12}$', description: 'join the party with this id (12 hex digits)', settings: false })),
@@ -70,6 +73,7 @@ export async function main(argv: string[]): Promise<number> {
   return runCommand(spec, { argv, env: process.env, settings: settingsReader() }, async (cfg, pos) => {
     if (pos.length) throw new LanrageError('USAGE', `unexpected argument ${JSON.stringify(pos[0])}`)
     if ((cfg.create === undefined) === (cfg.join === undefined)) throw new LanrageError('USAGE', 'give exactly one of --create NAME or --join PARTY_ID')
+    controlUrlList(cfg.control) // a bad URL in the list is one line now, before any key or port is touched
     const running = readStatusFile()
     if (running && alive(running.pid) && running.pid !== process.pid)
       throw new LanrageError('ALREADY_RUNNING', `an agent is already running (pid ${running.pid}, ${statusPath()}); run lanrage down first`)

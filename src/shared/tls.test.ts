@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { controlUrls, isCertificateError, tlsInit } from './tls.ts'
+import { controlUrlList, controlUrls, isCertificateError, tlsInit } from './tls.ts'
 
 describe('controlUrls', () => {
   test.each([
@@ -14,6 +14,23 @@ describe('controlUrls', () => {
 
   test.each(['ftp://x', 'control.example:8667', '', 'https://', 'file:///etc/passwd'])('%p is refused with one line', (url) => {
     expect(() => controlUrls(url)).toThrow(/control URL .*(not a URL|expected http:\/\/, https:\/\/, ws:\/\/ or wss:\/\/)/)
+  })
+})
+
+describe('controlUrlList', () => {
+  test('one URL, a comma-separated list (spaces and empty items ignored) or an array, in order', () => {
+    expect(controlUrlList('http://a:8667')).toEqual(['http://a:8667'])
+    expect(controlUrlList(' http://a:8667 , https://b:8667/,, ')).toEqual(['http://a:8667', 'https://b:8667/'])
+    expect(controlUrlList(['wss://b', 'http://a'])).toEqual(['wss://b', 'http://a'])
+  })
+  test.each([
+    ['', /no control URL given/],
+    [' , ', /no control URL given/],
+    ['http://a:8667,ftp://b', /control URL "ftp:\/\/b": expected http/],
+    ['http://a:8667,http://a:8667/', /control URL "http:\/\/a:8667\/" is given twice/],
+    ['ws://a:8667,http://a:8667', /is given twice/],
+  ])('%p is refused with one line', (text, re) => {
+    expect(() => controlUrlList(text)).toThrow(re)
   })
 })
 

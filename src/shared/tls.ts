@@ -58,6 +58,23 @@ export function controlUrls(url: string): { http: string; ws: string; secure: bo
   return { http: `${scheme}://${rest}`, ws: `${scheme === 'https' ? 'wss' : 'ws'}://${rest}`, secure: scheme === 'https' }
 }
 
+/**
+ * Several control URLs from one option (`--control A,B`): instances of one control server sharing one database,
+ * which a client uses one at a time, moving to the next when one fails. Each is checked as `controlUrls` checks
+ * it; an empty list, or the same server twice, is refused with one line.
+ */
+export function controlUrlList(text: string | readonly string[]): string[] {
+  const list = (typeof text === 'string' ? text.split(',') : [...text]).map((u) => u.trim()).filter(Boolean)
+  if (!list.length) throw new LanrageError('BAD_CONTROL_URL', 'no control URL given (e.g. https://control.example:8667)')
+  const seen = new Set<string>()
+  for (const u of list) {
+    const http = controlUrls(u).http
+    if (seen.has(http)) throw new LanrageError('BAD_CONTROL_URL', `control URL ${JSON.stringify(u)} is given twice`)
+    seen.add(http)
+  }
+  return list
+}
+
 /** Whether `e` is a refused certificate (unknown CA, wrong name, expired): retrying cannot help, unlike a network error. */
 export function isCertificateError(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code

@@ -4,6 +4,9 @@
  * - Registration proves possession of the WireGuard private key: HMAC-SHA256 keyed by X25519(our private,
  *   server public) over the 32 challenge bytes. The token it yields goes in `Authorization: Bearer`.
  * - Every request is retried with exponential backoff + jitter on network errors and 5xx, never on 4xx.
+ * - Several URLs (instances of one control server on one database) are used one at a time: a request or a live
+ *   channel that fails on one moves to the next at once, and the client stays there; the backoff delay comes only
+ *   after every instance failed in turn.
  *   A 401 triggers one re-registration (the token expired, was revoked, or the server lost it) and a retry.
  * - The live channel reconnects with backoff forever (until close()); after a drop that happened before the
  *   server's `hello`, the next attempt registers again first, since a refused upgrade usually means a dead token.
@@ -13,7 +16,7 @@ import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { WS_BEARER_PREFIX, WS_PROTOCOL } from '../../shared/api.ts'
 import { silentLogger, type Logger } from '../../shared/log.ts'
-import { controlUrls, isCertificateError, tlsInit, type ControlTls } from '../../shared/tls.ts'
+import { controlUrlList, controlUrls, isCertificateError, tlsInit, type ControlTls } from '../../shared/tls.ts'
 import { encodeKey, parsePrivateKey, parsePublicKey, publicKeyOf, sharedSecret, type WgPrivateKey } from '../wireguard/keys.ts'
 import { backoffDelay, DEFAULT_RECONNECT, DEFAULT_RETRY, isRetryable, type BackoffPolicy } from './backoff.ts'
 import { ControlAuthError, ControlPlaneError, ControlProtocolError, ControlUnreachableError, errorFromResponse, ControlMissingError, ControlTlsError } from './errors.ts'
@@ -39,8 +42,12 @@ export const DEFAULT_PING_MS = 20_000
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 
 export interface RemoteControlPlaneOptions {
-  /** Control server base URL, e.g. https://control.example:8667 (http://, https://, ws:// or wss://). */
-  url: string
+  /**
+   * Control server base URL, e.g. https://control.example:8667 (http://, https://, ws:// or wss://), or several:
+   * instances of one control server that share its database (the client fails over between them, in order),
+   * as an array or one comma-separated string.
+   */
+  url: string | readonly string[]
   /** TLS for an https:// server: a private CA to trust (`readCaFile`). Certificates are always verified. */
   tls?: ControlTls
   /** This peer's WireGuard private key (its identity). */
@@ -96,8 +103,9 @@ const isObj = (v: unknown) => typeof v === 'object' && v !== null
 const isStr = (v: unknown) => typeof v === 'string'
 
 export class RemoteControlPlane implements ControlPlane {
-  readonly url: string
-  private readonly wsUrl: string
+  /** The instances given, in order; `current` is the one in use. */
+  private readonly servers: { http: string; ws: string }[]
+  private current = 0
   readonly publicKey: string
   private readonly privateKey: WgPrivateKey
   private readonly retry: BackoffPolicy
@@ -124,9 +132,7 @@ export class RemoteControlPlane implements ControlPlane {
   private readonly sleeping = new Set<{ timer: ReturnType<typeof setTimeout>; resolve: () => void }>()
 
   constructor(private readonly opts: RemoteControlPlaneOptions) {
-    const urls = controlUrls(opts.url)
-    this.url = urls.http
-    this.wsUrl = urls.ws + '/ws'
+    this.servers = controlUrlList(opts.url).map((u) => controlUrls(u))
     this.privateKey = typeof opts.privateKey === 'string' ? parsePrivateKey(opts.privateKey) : opts.privateKey
     this.publicKey = encodeKey(publicKeyOf(this.privateKey))
     this.retry = { ...DEFAULT_RETRY, ...opts.retry }
@@ -135,6 +141,44 @@ export class RemoteControlPlane implements ControlPlane {
     this.random = opts.random ?? Math.random
     this.log = (opts.log ?? silentLogger).child('control-client')
     this.tokenInfo = opts.token
+  }
+
+  /** The base URL of the instance in use (the one the last request or live channel went to, or will go to). */
+  get url(): string {
+    return this.servers[this.current]!.http
+  }
+  /** Every instance given, in order. */
+  get urls(): string[] {
+    return this.servers.map((s) => s.http)
+  }
+  private get described(): string {
+    return this.servers.length === 1 ? this.url : `any of ${this.urls.join(', ')}`
+  }
+
+  /**
+   * Moves to the next instance after `from` failed, unless another request or the live channel already moved on
+   * (so two failures of one instance move once, and everything converges on one live instance).
+   */
+  private failover(from: number, why: string): void {
+    if (this.servers.length < 2 || this.current !== from) return
+    this.current = (from + 1) % this.servers.length
+    this.log.warn('control server failed, using the next one', { failed: this.servers[from]!.http, now: this.url, why })
+  }
+
+  /**
+   * After a failed try at instance `at`: fails over, and says whether to try again — at once while this round
+   * has instances left, else after the backoff delay; false once the last round is spent. With one URL this is
+   * the plain backoff retry.
+   */
+  private async retryAfter(at: number, t: { round: number; tried: number }, what: string, why: string): Promise<boolean> {
+    this.failover(at, why)
+    if (++t.tried < this.servers.length) return true
+    t.tried = 0
+    if (++t.round >= this.retry.attempts) return false
+    const d = backoffDelay(t.round - 1, this.retry, this.random)
+    this.log.debug('request failed, retrying', { what, why, in_ms: d })
+    await this.sleep(d)
+    return !this.closed
   }
 
   get peerId(): string | undefined {
@@ -171,14 +215,17 @@ export class RemoteControlPlane implements ControlPlane {
   private async request<T>(method: string, path: string, body: unknown, o: RequestOptions): Promise<T> {
     let reauthed = false
     let lastNetwork: unknown
-    for (let attempt = 0; attempt < this.retry.attempts; attempt++) {
+    // `round` counts tries of every instance in turn (of the one, usually): the retry policy's attempts.
+    const t = { round: 0, tried: 0 }
+    for (;;) {
       if (this.closed) throw new ControlUnreachableError(`${o.what}: the client is closed`)
       const headers: Record<string, string> = { accept: 'application/json' }
       if (body !== undefined) headers['content-type'] = 'application/json'
       if (o.auth !== false) headers.authorization = `Bearer ${(await this.ensureToken()).token}`
+      const at = this.current
       let res: Response
       try {
-        res = await this.fetchFn(this.url + path, {
+        res = await this.fetchFn(this.servers[at]!.http + path, {
           method,
           headers,
           body: body === undefined ? undefined : JSON.stringify(body),
@@ -187,14 +234,10 @@ export class RemoteControlPlane implements ControlPlane {
         })
       } catch (e) {
         // A refused certificate is not a network hiccup: say so now instead of retrying.
-        if (isCertificateError(e)) throw new ControlTlsError(`${o.what}: ${this.url}: ${(e as Error).message} (${(e as { code: string }).code})`, { cause: e })
+        if (isCertificateError(e)) throw new ControlTlsError(`${o.what}: ${this.servers[at]!.http}: ${(e as Error).message} (${(e as { code: string }).code})`, { cause: e })
         lastNetwork = e
-        if (attempt + 1 < this.retry.attempts) {
-          const d = backoffDelay(attempt, this.retry, this.random)
-          this.log.debug('request failed, retrying', { what: o.what, error: e as Error, in_ms: d })
-          await this.sleep(d)
-        }
-        continue
+        if (await this.retryAfter(at, t, o.what, (e as Error)?.message ?? String(e))) continue
+        break
       }
       const text = await res.text().catch(() => '')
       let json: unknown
@@ -210,20 +253,14 @@ export class RemoteControlPlane implements ControlPlane {
       if (res.status === 401 && o.auth !== false && !reauthed) {
         // The token expired, was revoked, or the server forgot it: prove the key again, once, and retry.
         reauthed = true
-        attempt--
         this.log.info('token refused, registering again', { what: o.what })
         await this.register(true)
         continue
       }
-      if (isRetryable(res.status) && attempt + 1 < this.retry.attempts) {
-        const d = backoffDelay(attempt, this.retry, this.random)
-        this.log.debug('server error, retrying', { what: o.what, status: res.status, in_ms: d })
-        await this.sleep(d)
-        continue
-      }
+      if (isRetryable(res.status) && (await this.retryAfter(at, t, o.what, `answered ${res.status}`))) continue
       throw errorFromResponse(res.status, json, o.what)
     }
-    throw new ControlUnreachableError(`${o.what}: cannot reach ${this.url} after ${this.retry.attempts} tries: ${(lastNetwork as Error)?.message ?? 'unknown error'}`, {
+    throw new ControlUnreachableError(`${o.what}: cannot reach ${this.described} after ${this.retry.attempts} tries: ${(lastNetwork as Error)?.message ?? 'unknown error'}`, {
       cause: lastNetwork,
     })
   }
@@ -406,7 +443,7 @@ export class RemoteControlPlane implements ControlPlane {
       void this.openWs()
     }
     await first.catch(() => {
-      throw new ControlUnreachableError(`live channel: no hello from ${this.url} within ${timeoutMs}ms (still retrying)`)
+      throw new ControlUnreachableError(`live channel: no hello from ${this.described} within ${timeoutMs}ms (still retrying)`)
     })
   }
 
@@ -438,7 +475,9 @@ export class RemoteControlPlane implements ControlPlane {
     // the options-object form (Bun's, like undici's), which carries the protocols too.
     const protocols = [WS_PROTOCOL, WS_BEARER_PREFIX + token]
     const tls = tlsInit(this.opts.tls)
-    const ws = tls.tls ? new WebSocket(this.wsUrl, { protocols, ...tls } as unknown as string[]) : new WebSocket(this.wsUrl, protocols)
+    const at = this.current
+    const wsUrl = this.servers[at]!.ws + '/ws'
+    const ws = tls.tls ? new WebSocket(wsUrl, { protocols, ...tls } as unknown as string[]) : new WebSocket(wsUrl, protocols)
     this.ws = ws
     this.lastWsHelloed = false
     let lastPong = Date.now()
@@ -454,6 +493,9 @@ export class RemoteControlPlane implements ControlPlane {
       // 4001: the server closed us because our token was revoked or expired; register before reconnecting.
       if (ev.code === 4001) this.lastWsHelloed = false
       clearInterval(this.pingTimer)
+      // Whatever ended it (the instance died or went away, refused the upgrade, stopped answering pings), the
+      // next connection goes to the next instance when there are several: any of them serves every party.
+      if (!this.closed) this.failover(at, `live channel closed (${ev.code})`)
       this.scheduleReconnect(`closed (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`)
     }
     ws.onopen = () => {
