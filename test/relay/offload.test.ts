@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os'
 import { startKernelOffload, KernelOffloadUnavailable, type KernelOffload, type LockedSide } from '../../src/relay/offload/kernel.ts'
 import { LAB_ADDR, NetnsLab, type UdpAgent } from './netns-lab.ts'
 import { needs } from '../needs.ts'
-import { oneLine, setupScript, transitionScript } from '../../src/relay/offload/ruleset.ts'
+import { silentLogger } from '../../src/shared/log.ts'
+import { oneLine, parseSetCounters, setupScript, transitionScript } from '../../src/relay/offload/ruleset.ts'
 
 const skip = needs('root', 'ip', 'nft', 'conntrack', 'setpriv', 'wg', 'wireguard-go', 'ping')
 
@@ -88,7 +89,8 @@ describe.skipIf(!!skip)('kernel fast path (nftables) between two peer namespaces
     expect((await a.waitFor('to-new-port')).map((d) => d.on)).toEqual([5011])
     expect(await r.waitFor('old-port')).toHaveLength(1) // the old port is no longer locked
     const d = (await k.poll()).get('s1')!
-    // The side's counters are the same objects before and after the move: they keep counting from where they were.
+    // What the old elements counted was read just before the move; the new ones count from zero: nothing is lost
+    // or counted twice.
     expect([d.a.forwarded, d.b.forwarded]).toEqual([2, 1])
   })
 
@@ -191,6 +193,31 @@ describe.skipIf(!!skip)('kernel fast path (nftables) between two peer namespaces
     }
   }, 60_000)
 
+  test('sessions locked at the same moment go in together; one the kernel refuses does not stop the others', async () => {
+    const many = await startKernelOffload({ firstPort: 51822, host: '0.0.0.0', limits, exec: exec(), log: silentLogger })
+    try {
+      const n = 200
+      const sides = (i: number, port = 30000 + 2 * i) => ({ a: side(port, LAB_ADDR.a, 10000 + i), b: side(port + 1, LAB_ADDR.b, 20000 + i) })
+      const first = many.apply('s0', sides(0))
+      // Queued while s0's transaction runs: these go in one transaction; 'clash' reuses s7's relay ports, which
+      // the kernel refuses (an existing map key), so that transaction fails and each session is tried alone.
+      const rest = Array.from({ length: n - 1 }, (_, i) => many.apply(`s${i + 1}`, sides(i + 1)))
+      const clash = many.apply('clash', sides(999, 30000 + 2 * 7))
+      expect(await first).toBe(true)
+      expect((await Promise.all(rest)).every(Boolean)).toBe(true)
+      expect(await clash).toBe(false)
+      expect(many.size).toBe(n)
+      const locked = lab.must(lab.ns.r, ['nft', '-j', 'list', 'set', 'ip', many.table, 'locked'])
+      expect(parseSetCounters(locked).size).toBe(2 * n)
+      // And they are all out in one go too, each with its (here empty) final counts.
+      const gone = await Promise.all(Array.from({ length: n }, (_, i) => many.remove(`s${i}`)))
+      expect(gone.every((d) => d?.a.forwarded === 0 && d.b.forwarded === 0)).toBe(true)
+      expect(parseSetCounters(lab.must(lab.ns.r, ['nft', '-j', 'list', 'set', 'ip', many.table, 'locked'])).size).toBe(0)
+    } finally {
+      await many.close()
+    }
+  })
+
   test('a second relay process cannot take a table another running process owns', async () => {
     const e = await startKernelOffload({ firstPort: 51820, host: '0.0.0.0', limits, exec: exec() }).catch((x: unknown) => x)
     expect(e).toBeInstanceOf(KernelOffloadUnavailable)
@@ -248,10 +275,13 @@ describe.skipIf(!!skip)('kernel fast path (nftables) between two peer namespaces
     expect(b.received('after-kill')).toHaveLength(0)
 
     // A table of that name without the owner flag (left by something that did not own it) is replaced at start.
-    const stale = setupScript('lanrage_51830').replace(' { flags owner; }', '') + '\n' + transitionScript('lanrage_51830', null, {
-      a: { port: 40041, peerIp: LAB_ADDR.a, peerPort: 5041, relayIp: LAB_ADDR.ra },
-      b: { port: 40042, peerIp: LAB_ADDR.b, peerPort: 5042, relayIp: LAB_ADDR.rb },
-    }, limits)
+    const stale =
+      setupScript('lanrage_51830', limits).replace(' { flags owner; }', '') +
+      '\n' +
+      transitionScript('lanrage_51830', null, {
+        a: { port: 40041, peerIp: LAB_ADDR.a, peerPort: 5041, relayIp: LAB_ADDR.ra },
+        b: { port: 40042, peerIp: LAB_ADDR.b, peerPort: 5042, relayIp: LAB_ADDR.rb },
+      })
     lab.must(lab.ns.r, ['nft', oneLine(stale)])
     await a.send(5041, LAB_ADDR.ra, 40041, 'stale-forwards')
     expect(await b.waitFor('stale-forwards')).toHaveLength(1)

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { existsSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { parseSetCounters } from '../../src/relay/offload/ruleset.ts'
 import { createTicketIssuer } from '../../src/relay/testing.ts'
 import { NsProcess, natlabSkipReason, TOPO } from '../e2e/natlab.ts'
 
@@ -165,11 +166,11 @@ describe.skipIf(!!skip)('WireGuard through the relay (natlab, symmetric NATs)', 
       const locked = inNs(PUB, 'nft', 'list', 'set', 'ip', 'lanrage_52000', 'locked')
       expect(locked).toMatch(new RegExp(`203\\.0\\.113\\.21 \\. \\d+ \\. ${t.sidePorts[0]}`))
       expect(locked).toMatch(new RegExp(`203\\.0\\.113\\.22 \\. \\d+ \\. ${t.sidePorts[1]}`))
-      // ... and the pings were the kernel's: its per-side counters moved.
-      const counters = JSON.parse(inNs(PUB, 'nft', '-j', 'list', 'counters', 'table', 'ip', 'lanrage_52000')) as { nftables: { counter?: { name: string; packets: number } }[] }
-      const fwd = (port: number) => counters.nftables.find((x) => x.counter?.name === `f${port}`)?.counter?.packets ?? 0
-      expect(fwd(t.sidePorts[0]!)).toBeGreaterThanOrEqual(4)
-      expect(fwd(t.sidePorts[1]!)).toBeGreaterThanOrEqual(4)
+      // ... and the pings were the kernel's: the counters of each side's element moved.
+      const counters = parseSetCounters(inNs(PUB, 'nft', '-j', 'list', 'set', 'ip', 'lanrage_52000', 'locked'))
+      const seen = (port: number) => [...counters].find(([key]) => key.endsWith(` . ${port}`))?.[1].packets ?? 0
+      expect(seen(t.sidePorts[0]!)).toBeGreaterThanOrEqual(4)
+      expect(seen(t.sidePorts[1]!)).toBeGreaterThanOrEqual(4)
 
       // SIGKILL: the relay runs no cleanup, yet its nft ends with it and the kernel drops the table nft owned.
       t.relay.proc.kill('SIGKILL')

@@ -4,7 +4,7 @@
  * relay's table (`flags owner`): every change is one line, so one transaction, written to its stdin; when the
  * relay exits or is killed, its stdin closes, nft exits and the kernel deletes the table with everything in it.
  *
- * Reading back goes through separate `nft -j list counters` processes: reading an owned table is allowed to
+ * Reading back goes through separate `nft -j list set` processes: reading an owned table is allowed to
  * anyone with CAP_NET_ADMIN, changing it only to its owner.
  */
 import { existsSync, readFileSync } from 'node:fs'
@@ -13,11 +13,12 @@ import { LanrageError } from '../../shared/errors.ts'
 import { createLogger, type Logger } from '../../shared/log.ts'
 import {
   asIPv4,
-  objectNames,
+  mergeScripts,
   oneLine,
-  parseCounters,
   parseRouteSource,
+  parseSetCounters,
   setupScript,
+  sideKey,
   tableName,
   transitionScript,
   type KernelSession,
@@ -58,6 +59,11 @@ export interface KernelOffloadOptions {
   exec?: string[]
 }
 
+/**
+ * How long a route lookup's answer (the relay's source address towards a peer) is reused: sessions lock in
+ * bursts (a relay restart, a LAN party), and routes change far more rarely than that.
+ */
+const ROUTE_CACHE_MS = 30_000
 /** How long one nft transaction may take before the offload is declared broken (they take well under 1 ms). */
 const REPLY_TIMEOUT_MS = 10_000
 const EXIT_GRACE_MS = 2000
@@ -84,7 +90,7 @@ export async function startKernelOffload(o: KernelOffloadOptions): Promise<Kerne
   }
   const shell = NftShell.spawn([...(o.exec ?? []), nft])
   const table = tableName(o.firstPort)
-  const r = await shell.run(oneLine(setupScript(table)))
+  const r = await shell.run(oneLine(setupScript(table, o.limits)))
   if (!r.ok) {
     await shell.close()
     const why = r.output.includes('Operation not permitted')
@@ -113,24 +119,42 @@ function firstErrorLine(output: string): string {
   return output.split('\n').find((l) => l.startsWith('Error:')) ?? (output.trim().split('\n')[0] || 'no output')
 }
 
+/** A session in the kernel, and the last counter readings of its sides' current elements. */
 interface Installed {
   state: KernelSession
-  last: Record<'a' | 'b', { f: number; fb: number; d: number; db: number }>
+  last: Record<'a' | 'b', Reading>
 }
+/** Totals of a side's current elements: in (@locked), limited (@limited), and forwarded = in − limited. */
+interface Reading {
+  key: string
+  in: number
+  inBytes: number
+  lim: number
+  limBytes: number
+  fwd: number
+  fwdBytes: number
+}
+const zeroReading = (key: string): Reading => ({ key, in: 0, inBytes: 0, lim: 0, limBytes: 0, fwd: 0, fwdBytes: 0 })
 
 export type SessionDelta = Record<'a' | 'b', SideDelta>
+
+type Job =
+  | { kind: 'apply'; id: string; sides: { a: LockedSide; b: LockedSide }; queuedAt: number; done: (ok: boolean) => void }
+  | { kind: 'remove'; id: string; queuedAt: number; done: (d: SessionDelta | undefined) => void }
 
 export class KernelOffload {
   readonly table: string
   private readonly sessions = new Map<string, Installed>()
-  private queue: Promise<unknown> = Promise.resolve()
   private readonly log: Logger
   private closed = false
-  /** Deltas read but not yet handed out by poll() (read before a removal, for every session at once). */
+  private jobs: Job[] = []
+  private working: Promise<void> | undefined
+  /** Deltas read but not yet handed out by poll() (read before a move or removal, for every session at once). */
   private carry = new Map<string, SessionDelta>()
-  /** Counter reads started, and the latest start among those finished: a queued removal needs a read that began after it was queued. */
+  /** Counter reads started, and the latest start among those finished: a queued change needs a read that began after it was queued. */
   private readsStarted = 0
   private latestReadDone = 0
+  private readonly routes = new Map<string, { src: string; at: number }>()
 
   constructor(
     private readonly shell: NftShell,
@@ -164,64 +188,112 @@ export class KernelOffload {
     return this.sessions.get(id)?.state
   }
 
-  private enqueue<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(job)
-    this.queue = run.catch(() => {})
-    return run
-  }
-
   /**
-   * Puts a session in the kernel (both sides locked) or moves it (a side's learned port changed: roaming). Changes
-   * are applied one at a time, in call order, each as one transaction. Resolves true when the kernel forwards the
-   * session as asked; false when it stays in user space (an IPv6 side, no route to a peer, a failed transaction,
-   * or the offload is no longer alive). A session that was offloaded and can no longer be is taken out.
+   * Puts a session in the kernel (both sides locked) or moves it (a side's learned port changed: roaming). Resolves
+   * true when the kernel forwards the session as asked; false when it stays in user space (an IPv6 side, no route
+   * to a peer, a failed transaction, or the offload is no longer alive). A session that was offloaded and can no
+   * longer be is taken out.
    */
   apply(id: string, sides: { a: LockedSide; b: LockedSide }): Promise<boolean> {
-    return this.enqueue(async () => {
-      if (!this.alive) return false
-      const cur = this.sessions.get(id)
-      const a = await this.kernelSide(sides.a, cur?.state.a)
-      const b = await this.kernelSide(sides.b, cur?.state.b)
-      if (!a || !b) {
-        if (cur) await this.removeNow(id, cur)
-        return false
-      }
-      const next = { a, b }
-      const script = transitionScript(this.table, cur?.state ?? null, next, this.o.limits)
-      if (script && !(await this.transaction(id, script))) return false
-      const zero = { f: 0, fb: 0, d: 0, db: 0 }
-      // The counter objects live as long as the session's ports: a move keeps them and their last readings.
-      this.sessions.set(id, { state: next, last: cur ? cur.last : { a: { ...zero }, b: { ...zero } } })
-      return true
-    })
+    return new Promise((done) => this.push({ kind: 'apply', id, sides, queuedAt: this.readsStarted, done }))
   }
 
   /**
    * Takes a session out of the kernel (idle expiry, relay closing); its datagrams go to user space from the next
    * one. Resolves with what the kernel forwarded for it since the last poll (undefined if it was not offloaded).
-   * The counters are read before the removal, once for all removals queued together.
    */
   remove(id: string): Promise<SessionDelta | undefined> {
-    const queuedAt = this.readsStarted
-    return this.enqueue(async () => {
-      const cur = this.sessions.get(id)
-      if (!cur || !this.alive) return undefined
-      if (this.latestReadDone <= queuedAt) await this.readCounters()
-      await this.removeNow(id, cur)
-      const d = this.carry.get(id)
-      this.carry.delete(id)
-      return d
-    })
+    return new Promise((done) => this.push({ kind: 'remove', id, queuedAt: this.readsStarted, done }))
   }
 
-  private async removeNow(id: string, cur: Installed): Promise<void> {
-    if (await this.transaction(id, transitionScript(this.table, cur.state, null, this.o.limits))) this.sessions.delete(id)
+  /**
+   * Changes are applied in call order. Those queued while a transaction runs go together into the next one (a
+   * relay restart or a LAN party locks many sessions at once, and each nft command costs about as much as its
+   * table is big), and each stays atomic: if the joint transaction fails, every session is tried on its own.
+   */
+  private push(job: Job) {
+    this.jobs.push(job)
+    if (!this.working) this.working = this.work()
   }
 
-  private async transaction(id: string, script: string): Promise<boolean> {
-    const r = await this.shell.run(oneLine(script))
-    if (!r.ok) this.log.warn('nft transaction failed; the session stays as it was', { session: id.slice(0, 8), error: firstErrorLine(r.output) })
-    return r.ok
+  private async work() {
+    await null // push() records this run before anything here can end it
+    try {
+      while (this.jobs.length > 0) await this.runBatch(this.jobs.splice(0))
+    } finally {
+      this.working = undefined
+    }
+  }
+
+  private async runBatch(batch: Job[]) {
+    // What each session should be at the end of the batch (the last call for an id wins).
+    const wanted = new Map<string, { a: LockedSide; b: LockedSide } | null>()
+    for (const j of batch) wanted.set(j.id, j.kind === 'apply' ? j.sides : null)
+    const next = new Map<string, KernelSession | null>()
+    if (this.alive) {
+      for (const [id, sides] of wanted) {
+        const cur = this.sessions.get(id)
+        if (!sides) next.set(id, null)
+        else {
+          const a = await this.kernelSide(sides.a, cur?.state.a)
+          const b = await this.kernelSide(sides.b, cur?.state.b)
+          next.set(id, a && b ? { a, b } : null)
+        }
+      }
+      // Elements about to be replaced or deleted take their counts with them: read them first, unless a read
+      // began after these changes were queued.
+      const replaces = batch.filter((j) => {
+        const cur = this.sessions.get(j.id)?.state
+        const n = next.get(j.id)
+        return cur && (!n || sideKey(n.a) !== sideKey(cur.a) || sideKey(n.b) !== sideKey(cur.b))
+      })
+      if (replaces.some((j) => this.latestReadDone <= j.queuedAt)) await this.readCounters()
+      await this.commit(next)
+    }
+    for (const j of batch) {
+      if (j.kind === 'apply') j.done(this.sessions.has(j.id) && wanted.get(j.id) === j.sides)
+      else if (wanted.get(j.id) === null && !this.sessions.has(j.id)) {
+        const d = this.carry.get(j.id)
+        this.carry.delete(j.id)
+        j.done(d)
+      } else j.done(undefined)
+    }
+  }
+
+  /** One transaction for all the changes; if it fails, one per session, so one bad change stops only itself. */
+  private async commit(next: Map<string, KernelSession | null>) {
+    const script = (id: string, n: KernelSession | null) => transitionScript(this.table, this.sessions.get(id)?.state ?? null, n)
+    const scripts = [...next].map(([id, n]) => [id, script(id, n)] as const).filter(([, s]) => s)
+    if (scripts.length > 1 && (await this.shell.run(oneLine(mergeScripts(scripts.map(([, s]) => s))))).ok) {
+      for (const [id, n] of next) this.record(id, n)
+      return
+    }
+    for (const [id, n] of next) {
+      const s = script(id, n)
+      if (s) {
+        const r = await this.shell.run(oneLine(mergeScripts([s])))
+        if (!r.ok) {
+          this.log.warn('nft transaction failed; the session stays as it was', { session: id.slice(0, 8), error: firstErrorLine(r.output) })
+          continue
+        }
+      }
+      this.record(id, n)
+    }
+  }
+
+  private record(id: string, n: KernelSession | null) {
+    if (!n) {
+      this.sessions.delete(id)
+      return
+    }
+    const cur = this.sessions.get(id)
+    // A side whose elements stayed keeps its readings; replaced elements start again from zero.
+    const reading = (side: 'a' | 'b'): Reading => {
+      const key = sideKey(n[side])
+      const old = cur?.last[side]
+      return old && old.key === key ? old : zeroReading(key)
+    }
+    this.sessions.set(id, { state: n, last: { a: reading('a'), b: reading('b') } })
   }
 
   private async kernelSide(s: LockedSide, cur: KernelSession['a'] | undefined): Promise<KernelSession['a'] | undefined> {
@@ -241,13 +313,21 @@ export class KernelOffload {
 
   /** The address a socket bound to 0.0.0.0 would send to `peer` from: the user-space path's source. */
   private async routeSource(peer: string): Promise<string | undefined> {
+    const now = performance.now()
+    const hit = this.routes.get(peer)
+    if (hit && now - hit.at < ROUTE_CACHE_MS) return hit.src
     const p = Bun.spawn([...this.ipCmd, '-j', 'route', 'get', peer], { stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' })
     const out = await new Response(p.stdout).text()
     if ((await p.exited) !== 0) {
       this.log.warn('no route to a peer; its session stays in user space', { peer, error: (await new Response(p.stderr).text()).trim() })
       return undefined
     }
-    return parseRouteSource(out)
+    const src = parseRouteSource(out)
+    if (src) {
+      if (this.routes.size >= 4096) this.routes.clear() // bounded: peers are many, lookups cheap enough to redo
+      this.routes.set(peer, { src, at: now })
+    }
+    return src
   }
 
   /**
@@ -261,48 +341,52 @@ export class KernelOffload {
     return out
   }
 
-  /** Reads every named counter (one `nft -j list counters`) and adds what moved to `carry`. */
+  /** Reads the element counters of @locked (every datagram) and @limited (over a limit); adds what moved to `carry`. */
   private async readCounters(): Promise<void> {
     const started = ++this.readsStarted
     try {
-      await this.readCountersNow()
+      const [inCounts, limCounts] = await Promise.all([this.listSet('locked'), this.listSet('limited')])
+      if (!inCounts || !limCounts) return
+      for (const [id, s] of this.sessions) {
+        const d = this.carry.get(id) ?? { a: zeroDelta(), b: zeroDelta() }
+        for (const side of ['a', 'b'] as const) {
+          const i = inCounts.get(s.last[side].key)
+          const l = limCounts.get(s.last[side].key)
+          if (!i || !l) continue
+          // Counters only grow while their element lives: smaller ones belong to a new element.
+          if (i.packets < s.last[side].in || l.packets < s.last[side].lim) s.last[side] = zeroReading(s.last[side].key)
+          const last = s.last[side]
+          // The two sets are read one after the other, so in − limited can run ahead of or behind the truth for a
+          // moment; forwarded never goes backwards (metrics are counters) and catches up on the next read.
+          const fwd = Math.max(last.fwd, i.packets - l.packets)
+          const fwdBytes = Math.max(last.fwdBytes, i.bytes - l.bytes)
+          d[side].forwarded += fwd - last.fwd
+          d[side].bytesForwarded += fwdBytes - last.fwdBytes
+          d[side].limited += l.packets - last.lim
+          d[side].bytesLimited += l.bytes - last.limBytes
+          s.last[side] = { key: last.key, in: i.packets, inBytes: i.bytes, lim: l.packets, limBytes: l.bytes, fwd, fwdBytes }
+        }
+        this.carry.set(id, d)
+      }
     } finally {
       this.latestReadDone = Math.max(this.latestReadDone, started)
     }
   }
 
-  private async readCountersNow(): Promise<void> {
-    const p = Bun.spawn([...this.nftCmd, '-j', 'list', 'counters', 'table', 'ip', this.table], { stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' })
+  private async listSet(name: string) {
+    const p = Bun.spawn([...this.nftCmd, '-j', 'list', 'set', 'ip', this.table, name], { stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' })
     const text = await new Response(p.stdout).text()
     if ((await p.exited) !== 0) {
-      this.log.warn('could not read the kernel counters', { error: (await new Response(p.stderr).text()).trim() })
-      return
+      if (this.alive) this.log.warn('could not read the kernel counters', { set: name, error: (await new Response(p.stderr).text()).trim() })
+      return undefined
     }
-    const counters = parseCounters(text)
-    // A counter smaller than its last reading was recreated (the session was taken out and put back).
-    const diff = (now: number | undefined, before: number) => (now === undefined ? 0 : now >= before ? now - before : now)
-    for (const [id, s] of this.sessions) {
-      const d = this.carry.get(id) ?? { a: zeroDelta(), b: zeroDelta() }
-      for (const side of ['a', 'b'] as const) {
-        const names = objectNames(s.state[side].port)
-        const f = counters.get(names.forwarded)
-        const l = counters.get(names.limited)
-        const last = s.last[side]
-        d[side].forwarded += diff(f?.packets, last.f)
-        d[side].bytesForwarded += diff(f?.bytes, last.fb)
-        d[side].limited += diff(l?.packets, last.d)
-        d[side].bytesLimited += diff(l?.bytes, last.db)
-        if (f) Object.assign(last, { f: f.packets, fb: f.bytes })
-        if (l) Object.assign(last, { d: l.packets, db: l.bytes })
-      }
-      this.carry.set(id, d)
-    }
+    return parseSetCounters(text)
   }
 
   /** Deletes the table and ends nft (which would delete the table anyway). */
   async close(): Promise<void> {
     if (this.closed) return
-    await this.queue
+    await this.working
     this.closed = true
     if (this.shell.alive) await this.shell.run(`delete table ip ${this.table}`)
     this.sessions.clear()

@@ -6,8 +6,9 @@ import {
   asIPv4,
   isIPv4,
   limitSpecs,
+  mergeScripts,
   oneLine,
-  parseCounters,
+  parseSetCounters,
   parseRouteSource,
   sessionElements,
   setupScript,
@@ -28,7 +29,7 @@ describe('limitSpecs', () => {
   test('the defaults: a packet bucket of rate × burst; a byte bucket that nft sizes as rate + burst', () => {
     expect(limitSpecs(limits)).toEqual({
       pps: 'rate 20000/second burst 20000 packets',
-      bytes: 'rate 25000000 bytes/second burst 0 bytes',
+      bytes: 'rate 25000000 bytes/second burst 1 bytes', // nft wants a byte burst above 0
     })
     expect(limitSpecs({ ...limits, burstS: 2.5 })).toEqual({
       pps: 'rate 20000/second burst 50000 packets',
@@ -52,12 +53,21 @@ describe('limitSpecs', () => {
 
 describe('the table', () => {
   test('created with flags owner after removing a leftover of the same name, all in one batch', () => {
-    const s = lines(setupScript(T))
+    const s = lines(setupScript(T, limits))
     expect(s.slice(0, 3)).toEqual([`add table ip ${T}`, `delete table ip ${T}`, `add table ip ${T} { flags owner; }`])
     // NAT chains would see only a flow's first packet; the forwarding rule sits at raw priority, before conntrack.
     expect(s.some((l) => /chain .* pre \{ type filter hook prerouting priority raw;/.test(l))).toBe(true)
     expect(s.join('\n')).not.toMatch(/type nat|dnat|snat|masquerade/)
-    expect(s.find((l) => l.includes('@locked limit'))).toMatch(/notrack ip daddr set .* udp sport set .* udp dport set udp dport map @out_dport$/)
+    expect(s.find((l) => l.includes('@locked_pps notrack'))).toMatch(/@locked .* @locked_pps notrack ip daddr set .* udp sport set .* udp dport set udp dport map @out_dport$/)
+  })
+
+  test("the side's limits and counter are element templates of the sets the rule looks up", () => {
+    const s = lines(setupScript(T, limits))
+    // The counter first: it counts every datagram of a locked source (and nft -j prints only an element's first).
+    expect(s).toContain(`add set ip ${T} locked { type ipv4_addr . inet_service . inet_service; counter; limit rate 25000000 bytes/second burst 1 bytes; }`)
+    expect(s).toContain(`add set ip ${T} locked_pps { type ipv4_addr . inet_service . inet_service; limit rate 20000/second burst 20000 packets; }`)
+    expect(s).toContain(`add set ip ${T} limited { type ipv4_addr . inet_service . inet_service; counter; }`)
+    expect(s).toContain(`add rule ip ${T} pre ip saddr . udp sport . udp dport @limited drop`)
   })
 
   test('one line per transaction for nft --interactive', () => {
@@ -66,95 +76,106 @@ describe('the table', () => {
 })
 
 describe('sessionElements', () => {
-  test('each side: its locked source, where its datagrams go, the relay address the other peer sees, its objects', () => {
+  test('each side: its locked source in the three sets, where its datagrams go, the relay address the other peer sees', () => {
     const e = sessionElements(session)
-    expect(e.get('locked 198.51.100.7 . 40001 . 52000')).toBe('')
-    expect(e.get('locked 192.0.2.33 . 51820 . 52001')).toBe('')
+    for (const set of ['locked', 'locked_pps', 'limited']) {
+      expect(e.get(`${set} 198.51.100.7 . 40001 . 52000`)).toBe('')
+      expect(e.get(`${set} 192.0.2.33 . 51820 . 52001`)).toBe('')
+    }
     // a → b: to b's peer, from b's relay port; and back.
     expect([e.get('out_daddr 52000'), e.get('out_sport 52000'), e.get('out_dport 52000')]).toEqual(['192.0.2.33', '52001', '51820'])
     expect([e.get('out_daddr 52001'), e.get('out_sport 52001'), e.get('out_dport 52001')]).toEqual(['198.51.100.7', '52000', '40001'])
     expect(e.get('out_saddr 192.0.2.33 . 51820 . 52001')).toBe('203.0.113.10')
     expect(e.get('out_saddr 198.51.100.7 . 40001 . 52000')).toBe('203.0.113.10')
-    expect([e.get('pps_limit 52000'), e.get('bytes_limit 52000'), e.get('forwarded 52000'), e.get('limited 52000')]).toEqual([
-      '"p52000"',
-      '"b52000"',
-      '"f52000"',
-      '"d52000"',
-    ])
-    expect(e.size).toBe(18)
+    expect(e.size).toBe(14)
   })
 })
 
 describe('transitionScript', () => {
-  test('install: the four objects per side first, then every element', () => {
-    const s = lines(transitionScript(T, null, session, limits))
-    const firstElement = s.findIndex((l) => l.startsWith('add element'))
-    expect(s.slice(0, firstElement).sort()).toEqual(
-      [
-        `add counter ip ${T} f52000`,
-        `add counter ip ${T} d52000`,
-        `add limit ip ${T} p52000 { rate 20000/second burst 20000 packets; }`,
-        `add limit ip ${T} b52000 { rate 25000000 bytes/second burst 0 bytes; }`,
-        `add counter ip ${T} f52001`,
-        `add counter ip ${T} d52001`,
-        `add limit ip ${T} p52001 { rate 20000/second burst 20000 packets; }`,
-        `add limit ip ${T} b52001 { rate 25000000 bytes/second burst 0 bytes; }`,
-      ].sort(),
-    )
-    expect(s.slice(firstElement).every((l) => l.startsWith('add element'))).toBe(true)
+  test('install: every element added', () => {
+    const s = lines(transitionScript(T, null, session))
+    expect(s.every((l) => l.startsWith(`add element ip ${T} `))).toBe(true)
     expect(s).toContain(`add element ip ${T} out_dport { 52000 : 51820 }`)
     expect(s).toContain(`add element ip ${T} locked { 198.51.100.7 . 40001 . 52000 }`)
-    expect(s).toContain(`add element ip ${T} forwarded { 52001 : "f52001" }`)
-    expect(s.length).toBe(8 + 18)
+    expect(s).toContain(`add element ip ${T} out_saddr { 192.0.2.33 . 51820 . 52001 : 203.0.113.10 }`)
+    expect(s.length).toBe(14)
   })
 
-  test('remove: every element first, then the objects they referenced', () => {
-    const s = lines(transitionScript(T, session, null, limits))
-    const firstObject = s.findIndex((l) => !l.startsWith('delete element'))
-    expect(firstObject).toBe(18)
-    expect(s.slice(firstObject).every((l) => /^delete (counter|limit) /.test(l))).toBe(true)
+  test('remove: every element deleted, by key', () => {
+    const s = lines(transitionScript(T, session, null))
+    expect(s.every((l) => l.startsWith(`delete element ip ${T} `))).toBe(true)
     expect(s).toContain(`delete element ip ${T} out_saddr { 192.0.2.33 . 51820 . 52001 }`)
-    expect(s.length).toBe(18 + 8)
+    expect(s).toContain(`delete element ip ${T} limited { 198.51.100.7 . 40001 . 52000 }`)
+    expect(s.length).toBe(14)
   })
 
-  test('roaming: a new source port swaps only what depends on it; counters and limits stay', () => {
+  test('roaming: a new source port swaps only what depends on it, deletions first', () => {
     const moved: KernelSession = { ...session, a: { ...session.a, peerPort: 40777 } }
-    expect(lines(transitionScript(T, session, moved, limits))).toEqual([
+    expect(lines(transitionScript(T, session, moved))).toEqual([
       `delete element ip ${T} locked { 198.51.100.7 . 40001 . 52000 }`,
+      `delete element ip ${T} locked_pps { 198.51.100.7 . 40001 . 52000 }`,
+      `delete element ip ${T} limited { 198.51.100.7 . 40001 . 52000 }`,
       `delete element ip ${T} out_dport { 52001 }`,
       `delete element ip ${T} out_saddr { 198.51.100.7 . 40001 . 52000 }`,
       `add element ip ${T} locked { 198.51.100.7 . 40777 . 52000 }`,
+      `add element ip ${T} locked_pps { 198.51.100.7 . 40777 . 52000 }`,
+      `add element ip ${T} limited { 198.51.100.7 . 40777 . 52000 }`,
       `add element ip ${T} out_dport { 52001 : 40777 }`,
       `add element ip ${T} out_saddr { 198.51.100.7 . 40777 . 52000 : 203.0.113.10 }`,
     ])
   })
 
+  test('several sessions in one transaction: every deletion first, one command per set', () => {
+    const other: KernelSession = {
+      a: { port: 52002, peerIp: '198.51.100.8', peerPort: 1, relayIp: '203.0.113.10' },
+      b: { port: 52003, peerIp: '192.0.2.34', peerPort: 2, relayIp: '203.0.113.10' },
+    }
+    const moved: KernelSession = { ...session, a: { ...session.a, peerPort: 40777 } }
+    const merged = lines(mergeScripts([transitionScript(T, null, other), transitionScript(T, session, moved)]))
+    expect(merged.slice(0, 5).every((l) => l.startsWith('delete element'))).toBe(true)
+    expect(merged.slice(5).every((l) => l.startsWith('add element'))).toBe(true)
+    expect(merged).toContain(`delete element ip ${T} out_dport { 52001 }`)
+    expect(merged).toContain(`add element ip ${T} out_dport { 52002 : 2, 52003 : 1, 52001 : 40777 }`)
+    expect(merged).toContain(`add element ip ${T} locked { 198.51.100.8 . 1 . 52002, 192.0.2.34 . 2 . 52003, 198.51.100.7 . 40777 . 52000 }`)
+    expect(merged.length).toBe(5 + 7)
+    expect(() => mergeScripts(['flush ruleset'])).toThrow('not an element command')
+  })
+
   test('nothing changed: nothing to send', () => {
-    expect(transitionScript(T, session, { a: { ...session.a }, b: { ...session.b } }, limits)).toBe('')
-    expect(transitionScript(T, null, null, limits)).toBe('')
+    expect(transitionScript(T, session, { a: { ...session.a }, b: { ...session.b } })).toBe('')
+    expect(transitionScript(T, null, null)).toBe('')
   })
 })
 
 describe('reading nft and ip output', () => {
-  test('named counters from nft -j list counters', () => {
-    const json = JSON.stringify({
-      nftables: [
-        { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },
-        { counter: { family: 'ip', name: 'f52000', table: T, handle: 18, packets: 12, bytes: 2496 } },
-        { counter: { family: 'ip', name: 'd52000', table: T, handle: 19, packets: 0, bytes: 0 } },
-        { counter: { family: 'ip', name: 'broken', table: T, packets: '3' } },
-        { limit: { name: 'p52000' } },
-      ],
-    })
-    expect([...parseCounters(json)]).toEqual([
-      ['f52000', { packets: 12, bytes: 2496 }],
-      ['d52000', { packets: 0, bytes: 0 }],
+  test('element counters from nft -j list set, one document a line', () => {
+    const doc = (name: string, elem: unknown[]) =>
+      JSON.stringify({
+        nftables: [
+          { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },
+          { set: { family: 'ip', name, table: T, type: ['ipv4_addr', 'inet_service', 'inet_service'], handle: 1, elem, stmt: [{ counter: null }] } },
+        ],
+      })
+    const json = [
+      doc('locked', [
+        { elem: { val: { concat: ['198.51.100.7', 40001, 52000] }, counter: { packets: 12, bytes: 2496 } } },
+        { elem: { val: { concat: ['192.0.2.33', 51820, 52001] }, counter: { packets: 0, bytes: 0 } } },
+        { elem: { val: { concat: ['192.0.2.34', 1] }, counter: { packets: 1, bytes: 1 } } },
+        { elem: { val: '192.0.2.35', counter: { packets: 1, bytes: 1 } } },
+        { elem: { val: { concat: ['192.0.2.36', 1, 2] }, counter: { packets: '3', bytes: 1 } } },
+      ]),
+      doc('limited', [{ elem: { val: { concat: ['10.0.0.1', 2, 3] }, counter: { packets: 5, bytes: 500 } } }]),
+    ].join('\n')
+    expect([...parseSetCounters(json)]).toEqual([
+      ['198.51.100.7 . 40001 . 52000', { packets: 12, bytes: 2496 }],
+      ['192.0.2.33 . 51820 . 52001', { packets: 0, bytes: 0 }],
+      ['10.0.0.1 . 2 . 3', { packets: 5, bytes: 500 }],
     ])
   })
 
   test('output that is not nft JSON gives no counters and does not throw', () => {
-    for (const bad of ['', 'Error: No such file or directory', '{"nftables": 3}', 'null', '[1,2]', '{"nftables":[null, 5, {"counter": null}]}'])
-      expect(parseCounters(bad).size).toBe(0)
+    for (const bad of ['', 'Error: No such file or directory', '{"nftables": 3}', 'null', '[1,2]', '{"nftables":[null, 5, {"set": null}, {"set": {"elem": 7}}]}'])
+      expect(parseSetCounters(bad).size).toBe(0)
   })
 
   test('the preferred source of a route', () => {

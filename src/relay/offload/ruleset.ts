@@ -8,10 +8,9 @@
  *
  *   prerouting, priority raw (before conntrack):
  *     fragments                      → return (user space reassembles and forwards them)
- *     saddr . sport . dport in @locked, within the side's packet and byte limits
- *                                    → count, notrack, daddr/sport/dport := the other side's peer, relay port
- *     saddr . sport . dport in @locked, over a limit
- *                                    → count as rate-limited, drop
+ *     saddr . sport . dport in @locked (counted, within the side's byte limit) and in @locked_pps (within its
+ *     packet limit)                  → notrack; daddr/sport/dport := the other side's peer and relay port
+ *     saddr . sport . dport in @limited (a locked source over a limit) → counted, dropped
  *   forward, priority filter (after routing, so the new source passes the martian-source check):
  *     daddr . dport . sport in @out_saddr → saddr := the relay's address as that peer sees it
  *
@@ -29,9 +28,13 @@
  * socket of the one `nft` process that made it: when that process ends (the relay exits, is killed, or nft
  * dies) the kernel deletes the table, so a crash leaves nothing that forwards.
  *
- * Counters and limits are named objects per side (`f`/`d`/`p`/`b` + relay port), reached through maps keyed by
- * the relay port, so they survive a roaming swap of the `locked` element and the rule count stays constant
- * (kube-proxy's nftables mode does the same with its service maps).
+ * Limits and counters are per element: the sets declare them once and nftables clones them into every element
+ * (the kernel allows two per set, hence the packet limit in a set of its own); the rewrite maps are keyed by the
+ * relay port, and the rule count stays constant however many sessions there are (kube-proxy's nftables mode
+ * puts its services in maps the same way). @locked counts every datagram of a locked source and @limited those
+ * over a limit, so forwarded = locked − limited; the counter comes first in @locked because `nft -j` (1.0.6)
+ * prints only an element's first statement. A roaming move replaces a side's elements, so their counters start
+ * again from zero and kernel.ts reads them just before.
  *
  * IPv4 only: a session with an IPv6 side stays in user space.
  */
@@ -65,12 +68,6 @@ export interface KernelSession {
  */
 export const tableName = (firstPort: number) => `lanrage_${firstPort}`
 
-/**
- * Named objects of a side. nft keywords cannot be object names (`fwd`, `snat`, `limit` ... are taken), so
- * these are a letter and the port.
- */
-export const objectNames = (port: number) => ({ forwarded: `f${port}`, limited: `d${port}`, pps: `p${port}`, bytes: `b${port}` })
-
 // ---------------------------------------------------------------------------------------------- limits
 
 // Kernel bounds (net/netfilter/nft_limit.c): burst is a u32, and for byte limits 1e9 * (rate + burst) must fit
@@ -81,16 +78,17 @@ const MAX_BYTES_RATE = 8_000_000_000
 const MAX_BYTES_BURST = U32_MAX
 
 /**
- * The two `limit` object bodies equivalent to the user-space token bucket (capacity rate × burstS, starts full).
+ * The two `limit` statements equivalent to the user-space token bucket (capacity rate × burstS, starts full).
  * nft's packet limit holds `burst` packets; its byte limit holds rate + burst bytes (nft_limit_init), so the
- * byte burst is what the bucket holds beyond one second of rate — with burstS < 1 the kernel's byte bucket is
- * one second of rate, a little more lenient than user space.
+ * byte burst is what the bucket holds beyond one second of rate, and at least 1 (nft refuses a byte limit
+ * without a burst): with burstS ≤ 1 the kernel's byte bucket is one second of rate, a little more lenient than
+ * user space when burstS < 1.
  */
 export function limitSpecs(l: OffloadLimits): { pps: string; bytes: string } {
   const pps = clampInt(l.pps, 1, MAX_PPS)
   const ppsBurst = clampInt(l.pps * l.burstS, 1, U32_MAX)
   const bps = clampInt(l.bps, 1, MAX_BYTES_RATE)
-  const bytesBurst = clampInt(l.bps * l.burstS - bps, 0, MAX_BYTES_BURST)
+  const bytesBurst = clampInt(l.bps * l.burstS - bps, 1, MAX_BYTES_BURST)
   return {
     pps: `rate ${pps}/second burst ${ppsBurst} packets`,
     bytes: `rate ${bps} bytes/second burst ${bytesBurst} bytes`,
@@ -108,36 +106,40 @@ function clampInt(x: number, lo: number, hi: number): number {
  * ran without `flags owner` (add-then-delete succeeds whether or not it existed); if a live process owns it the
  * whole batch fails with "Operation not permitted", and nothing changes.
  */
-export function setupScript(table: string): string {
+export function setupScript(table: string, limits: OffloadLimits): string {
   const t = `ip ${table}`
+  const key = 'type ipv4_addr . inet_service . inet_service'
+  const spec = limitSpecs(limits)
+  const locked = 'ip saddr . udp sport . udp dport'
   return [
     `add table ${t}`,
     `delete table ${t}`,
     `add table ${t} { flags owner; }`,
-    `add set ${t} locked { type ipv4_addr . inet_service . inet_service; }`,
+    // Element templates: every element gets its own copy (its own counter, its own buckets).
+    `add set ${t} locked { ${key}; counter; limit ${spec.bytes}; }`,
+    `add set ${t} locked_pps { ${key}; limit ${spec.pps}; }`,
+    `add set ${t} limited { ${key}; counter; }`,
     `add map ${t} out_daddr { type inet_service : ipv4_addr; }`,
     `add map ${t} out_sport { type inet_service : inet_service; }`,
     `add map ${t} out_dport { type inet_service : inet_service; }`,
-    `add map ${t} out_saddr { type ipv4_addr . inet_service . inet_service : ipv4_addr; }`,
-    `add map ${t} pps_limit { type inet_service : limit; }`,
-    `add map ${t} bytes_limit { type inet_service : limit; }`,
-    `add map ${t} forwarded { type inet_service : counter; }`,
-    `add map ${t} limited { type inet_service : counter; }`,
+    `add map ${t} out_saddr { ${key} : ipv4_addr; }`,
     `add chain ${t} pre { type filter hook prerouting priority raw; policy accept; }`,
     `add chain ${t} post { type filter hook forward priority filter; policy accept; }`,
     // A fragment has no UDP header after the first one; the socket gets the reassembled datagram instead.
     `add rule ${t} pre ip frag-off & 0x3fff != 0 return`,
-    // Limits first, so the counter counts what is forwarded; dport is rewritten last because the maps read it.
-    `add rule ${t} pre ip saddr . udp sport . udp dport @locked` +
-      ` limit name udp dport map @pps_limit limit name udp dport map @bytes_limit counter name udp dport map @forwarded notrack` +
+    // A lookup stops at an element's limit that is used up. dport is rewritten last: the maps are keyed by it.
+    `add rule ${t} pre ${locked} @locked ${locked} @locked_pps notrack` +
       ` ip daddr set udp dport map @out_daddr udp sport set udp dport map @out_sport udp dport set udp dport map @out_dport`,
-    // A locked side over its limit (the rule above stopped at a limit): count it, and do not hand it to user space.
-    `add rule ${t} pre ip saddr . udp sport . udp dport @locked counter name udp dport map @limited drop`,
+    // A locked source over its limit (the rule above stopped at a limit): count it, and do not hand it to user space.
+    `add rule ${t} pre ${locked} @limited drop`,
     `add rule ${t} post ip saddr set ip daddr . udp dport . udp sport map @out_saddr`,
   ].join('\n')
 }
 
 // ---------------------------------------------------------------------------------------------- elements
+
+/** The key of a side's elements in @locked, @locked_pps and @limited. */
+export const sideKey = (x: KernelSide) => `${x.peerIp} . ${x.peerPort} . ${x.port}`
 
 /** Every map or set element a session puts in the table: "set key" → value ('' for set elements). */
 export function sessionElements(s: KernelSession): Map<string, string> {
@@ -146,51 +148,48 @@ export function sessionElements(s: KernelSession): Map<string, string> {
     [s.a, s.b],
     [s.b, s.a],
   ] as const) {
-    const o = objectNames(from.port)
-    out.set(`locked ${from.peerIp} . ${from.peerPort} . ${from.port}`, '')
+    for (const set of ['locked', 'locked_pps', 'limited']) out.set(`${set} ${sideKey(from)}`, '')
     out.set(`out_daddr ${from.port}`, to.peerIp)
     out.set(`out_sport ${from.port}`, String(to.port))
     out.set(`out_dport ${from.port}`, String(to.peerPort))
     // After the rewrite a datagram from `from` is addressed to `to`'s peer from `to`'s relay port.
-    out.set(`out_saddr ${to.peerIp} . ${to.peerPort} . ${to.port}`, to.relayIp)
-    out.set(`pps_limit ${from.port}`, `"${o.pps}"`)
-    out.set(`bytes_limit ${from.port}`, `"${o.bytes}"`)
-    out.set(`forwarded ${from.port}`, `"${o.forwarded}"`)
-    out.set(`limited ${from.port}`, `"${o.limited}"`)
+    out.set(`out_saddr ${sideKey(to)}`, to.relayIp)
   }
   return out
 }
 
-const ports = (s: KernelSession | null) => (s ? [s.a.port, s.b.port] : [])
-
 /**
- * One transaction taking the table from session state `before` to `after` (null = not installed): objects of new
- * ports are created first, elements that changed or went away are deleted before their replacements are added
- * (an `add` of an existing map key with another value fails), and objects of ports no longer used go last,
- * after the elements that referenced them. Returns '' when nothing changes.
+ * One transaction's commands taking the table from session state `before` to `after` (null = not installed):
+ * elements that changed or went away are deleted before their replacements are added (an `add` of an existing
+ * map key with another value fails). Returns '' when nothing changes.
  */
-export function transitionScript(table: string, before: KernelSession | null, after: KernelSession | null, limits: OffloadLimits): string {
+export function transitionScript(table: string, before: KernelSession | null, after: KernelSession | null): string {
   const t = `ip ${table}`
   const old = before ? sessionElements(before) : new Map<string, string>()
   const next = after ? sessionElements(after) : new Map<string, string>()
   const lines: string[] = []
-  const spec = limitSpecs(limits)
-  const oldPorts = new Set(ports(before))
-  const newPorts = new Set(ports(after))
-  for (const p of newPorts) {
-    if (oldPorts.has(p)) continue
-    const o = objectNames(p)
-    lines.push(`add counter ${t} ${o.forwarded}`, `add counter ${t} ${o.limited}`)
-    lines.push(`add limit ${t} ${o.pps} { ${spec.pps}; }`, `add limit ${t} ${o.bytes} { ${spec.bytes}; }`)
-  }
   for (const [k, v] of old) if (next.get(k) !== v) lines.push(`delete element ${t} ${setOf(k)} { ${keyOf(k)} }`)
   for (const [k, v] of next) if (old.get(k) !== v) lines.push(`add element ${t} ${setOf(k)} { ${keyOf(k)}${v ? ` : ${v}` : ''} }`)
-  for (const p of oldPorts) {
-    if (newPorts.has(p)) continue
-    const o = objectNames(p)
-    lines.push(`delete counter ${t} ${o.forwarded}`, `delete counter ${t} ${o.limited}`, `delete limit ${t} ${o.pps}`, `delete limit ${t} ${o.bytes}`)
-  }
   return lines.join('\n')
+}
+
+/**
+ * Several sessions' transition scripts as one: all deletions, then all additions, one command per set with
+ * every element in it. nft handles a command per set far faster than a command per element (a relay restart
+ * locks hundreds of sessions at once), and since no two sessions share a key, moving every deletion first keeps
+ * each session's own order.
+ */
+export function mergeScripts(scripts: readonly string[]): string {
+  const groups = { delete: new Map<string, string[]>(), add: new Map<string, string[]>() }
+  for (const line of scripts.flatMap((x) => x.split('\n'))) {
+    const m = /^(add|delete) element (ip \S+ \S+) \{ (.*) \}$/.exec(line)
+    if (!m) throw new Error(`not an element command: ${line}`)
+    const g = groups[m[1] as 'add' | 'delete']
+    g.set(m[2]!, [...(g.get(m[2]!) ?? []), m[3]!])
+  }
+  const out: string[] = []
+  for (const verb of ['delete', 'add'] as const) for (const [set, elems] of groups[verb]) out.push(`${verb} element ${set} { ${elems.join(', ')} }`)
+  return out.join('\n')
 }
 
 const setOf = (k: string) => k.slice(0, k.indexOf(' '))
@@ -210,23 +209,32 @@ export interface CounterValue {
 }
 
 /**
- * Named counters from `nft -j list counters table ip T`: name → value. Output that is not what nft prints gives
- * an empty map and never throws (a version of nft that prints something else must not stop the relay).
+ * Element counters from `nft -j list set ip T SET` (one or more such documents, one per line): side key
+ * ("ip . port . port", as sideKey) → value. Output that is not what nft prints gives nothing and never throws (a
+ * version of nft that prints something else must not stop the relay).
  */
-export function parseCounters(json: string): Map<string, CounterValue> {
+export function parseSetCounters(json: string): Map<string, CounterValue> {
   const out = new Map<string, CounterValue>()
-  let doc: unknown
-  try {
-    doc = JSON.parse(json)
-  } catch {
-    return out
-  }
-  const items = (doc as { nftables?: unknown })?.nftables
-  if (!Array.isArray(items)) return out
-  for (const item of items) {
-    const c = (item as { counter?: { name?: unknown; packets?: unknown; bytes?: unknown } })?.counter
-    if (!c || typeof c.name !== 'string' || typeof c.packets !== 'number' || typeof c.bytes !== 'number') continue
-    out.set(c.name, { packets: c.packets, bytes: c.bytes })
+  for (const line of json.split('\n')) {
+    let doc: unknown
+    try {
+      doc = JSON.parse(line)
+    } catch {
+      continue
+    }
+    const items = (doc as { nftables?: unknown })?.nftables
+    if (!Array.isArray(items)) continue
+    for (const item of items) {
+      const elems = (item as { set?: { elem?: unknown } })?.set?.elem
+      if (!Array.isArray(elems)) continue
+      for (const e of elems) {
+        const el = (e as { elem?: { val?: { concat?: unknown }; counter?: { packets?: unknown; bytes?: unknown } } })?.elem
+        const k = el?.val?.concat
+        const c = el?.counter
+        if (!Array.isArray(k) || k.length !== 3 || !c || typeof c.packets !== 'number' || typeof c.bytes !== 'number') continue
+        out.set(k.join(' . '), { packets: c.packets, bytes: c.bytes })
+      }
+    }
   }
   return out
 }
