@@ -8,6 +8,8 @@
  *   BENCH_SESSIONS     how many sessions it must hold (sizes the port range and capacity)
  *   BENCH_PORTS        first session port (default 12000; the range is 2 × sessions + 64 ports from there;
  *                      relay-throughput.ts picks a random start below 20000, where the relay tests begin)
+ *   BENCH_HOST         address to bind (default 127.0.0.1; relay-offload.ts runs it in a namespace of its own)
+ *   BENCH_KERNEL_OFFLOAD  1 = --kernel-offload (relay-offload.ts)
  *
  * Three defaults are changed, and only because the bench is not a game: the per-side token bucket (20k packets/s,
  * 25 MB/s) would cap one session below what is being measured, so it is raised to 100M packets/s and 1 TB/s;
@@ -29,7 +31,7 @@ const sessions = Number(process.env.BENCH_SESSIONS ?? '1001')
 const first = Number(process.env.BENCH_PORTS ?? '12000')
 const config: RelayConfig = {
   ...(Value.Create(relaySchema) as RelayConfig),
-  host: '127.0.0.1',
+  host: process.env.BENCH_HOST ?? '127.0.0.1',
   port: 0,
   ports: `${first}-${first + 2 * sessions + 63}`,
   capacity: sessions + 32,
@@ -39,6 +41,7 @@ const config: RelayConfig = {
   // The throughput runs use session 0 for minutes while the other 1000 wait for the latency run; the default 5
   // minutes of idle expiry would free them in between.
   idleTimeout: 3600,
+  kernelOffload: process.env.BENCH_KERNEL_OFFLOAD === '1',
 }
 const relay = await startRelay(config, { ticketPublicKey: new Uint8Array(Buffer.from(env('BENCH_TICKET_KEY'), 'base64')) })
 console.log(JSON.stringify({ main_port: relay.port, relay_id: relay.relayId, pid: process.pid }))

@@ -77,12 +77,16 @@ export function ticketKey(): TicketKey {
 /** Sends ALLOCATE requests from one socket on 127.0.0.1 and matches answers (cookies, responses) by transaction id. */
 export class Allocator {
   private pending = new Map<string, (r: Uint8Array) => void>()
-  private constructor(private socket: Bun.udp.Socket<'uint8array'>) {}
+  private constructor(
+    private socket: Bun.udp.Socket<'uint8array'>,
+    private relay: string,
+  ) {}
 
-  static async open(): Promise<Allocator> {
+  /** `bind`: the local address to send from; `relay`: the relay's address (both 127.0.0.1 unless in a namespace). */
+  static async open(o: { bind?: string; relay?: string } = {}): Promise<Allocator> {
     let self: Allocator | undefined
     const socket = await Bun.udpSocket({
-      hostname: '127.0.0.1',
+      hostname: o.bind ?? '127.0.0.1',
       binaryType: 'uint8array',
       socket: {
         // Cookie replies and responses both carry the transaction id at bytes 8..20.
@@ -92,7 +96,7 @@ export class Allocator {
         error() {}, // ICMP errors while the relay restarts: the retry loop handles it
       },
     })
-    self = new Allocator(socket)
+    self = new Allocator(socket, o.relay ?? '127.0.0.1')
     return self
   }
 
@@ -103,7 +107,7 @@ export class Allocator {
     const done = Promise.withResolvers<number>()
     this.pending.set(id, (data) => {
       const e = x.receive(data)
-      if (e?.kind === 'resend') this.socket.send(x.request(), mainPort, '127.0.0.1')
+      if (e?.kind === 'resend') this.socket.send(x.request(), mainPort, this.relay)
       else if (e?.kind === 'done') {
         if (e.response.status === 'ok') done.resolve(e.response.sessionPort)
         else done.reject(new Error(`ALLOCATE refused: ${e.response.status}`))
@@ -111,7 +115,7 @@ export class Allocator {
     })
     try {
       for (let attempt = 0; attempt < 10; attempt++) {
-        this.socket.send(x.request(), mainPort, '127.0.0.1')
+        this.socket.send(x.request(), mainPort, this.relay)
         const port = await Promise.race([done.promise, Bun.sleep(1000).then(() => undefined)])
         if (port !== undefined) return port
       }
@@ -126,11 +130,13 @@ export class Allocator {
   }
 }
 
-/** Signs both tickets of a new session and allocates both sides; returns the session with its ports. */
-export async function createSession(
-  alloc: Allocator,
-  o: { mainPort: number; relayId: string; key: TicketKey; ttlSec?: number },
-): Promise<BenchSession> {
+/** Both tickets of a new session (signed with the test control key) and the session's WireGuard identities. */
+export interface SessionTickets extends Omit<BenchSession, 'portA' | 'portB'> {
+  ticketA: Uint8Array
+  ticketB: Uint8Array
+}
+
+export function signSession(o: { relayId: string; key: TicketKey; ttlSec?: number }): SessionTickets {
   const sessionId = random(16)
   const partyId = Buffer.from(random(6)).toString('hex')
   const keyA = random(32)
@@ -141,8 +147,17 @@ export async function createSession(
       { side, sessionId, relayId: o.relayId, partyId, holderKey: side === 'a' ? keyA : keyB, otherKey: side === 'a' ? keyB : keyA, notAfter },
       o.key.secretKey,
     )
-  const portA = await alloc.allocate(o.mainPort, ticket('a'))
-  const portB = await alloc.allocate(o.mainPort, ticket('b'))
   const idx = new DataView(random(8).buffer)
-  return { portA, portB, keyA, keyB, indexA: idx.getUint32(0), indexB: idx.getUint32(4) }
+  return { ticketA: ticket('a'), ticketB: ticket('b'), keyA, keyB, indexA: idx.getUint32(0), indexB: idx.getUint32(4) }
+}
+
+/** Signs both tickets of a new session and allocates both sides; returns the session with its ports. */
+export async function createSession(
+  alloc: Allocator,
+  o: { mainPort: number; relayId: string; key: TicketKey; ttlSec?: number },
+): Promise<BenchSession> {
+  const { ticketA, ticketB, ...s } = signSession(o)
+  const portA = await alloc.allocate(o.mainPort, ticketA)
+  const portB = await alloc.allocate(o.mainPort, ticketB)
+  return { portA, portB, ...s }
 }

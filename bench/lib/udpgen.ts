@@ -22,7 +22,7 @@ export interface Plan {
   template: Uint8Array
   /** Sent once from the receiver's socket (b) and the sender's socket (a) before the run. */
   hellos: { side: 'a' | 'b'; port: number; bytes: Uint8Array }[]
-  /** Destination ports on 127.0.0.1, round robin; 'self' = straight to the receiver (no forwarder). */
+  /** Destination ports on 127.0.0.1 (or GenNet's destA), round robin; 'self' = straight to the receiver (no forwarder). */
   targets: (number | 'self')[]
 }
 
@@ -36,13 +36,30 @@ export function renderPlan(p: Plan): string {
   return lines.join('\n') + '\n'
 }
 
+/**
+ * Where udpgen's two sockets live when the forwarder is in another network namespace (bench/relay-offload.ts):
+ * the sender (a) and receiver (b) namespaces and bind addresses, and the forwarder's address on each side.
+ */
+export interface GenNet {
+  nsA: string
+  nsB: string
+  addrA: string
+  addrB: string
+  destA: string
+  destB: string
+}
+
 export async function runGen(
   bin: string,
   plan: Plan,
-  o: { size: number; rate: number; duration: number; warmup: number; prefix?: string[]; ports?: [number, number] },
+  o: { size: number; rate: number; duration: number; warmup: number; prefix?: string[]; ports?: [number, number]; net?: GenNet },
 ): Promise<GenResult> {
   const args = ['--size', String(o.size), '--rate', String(o.rate), '--duration', String(o.duration), '--warmup', String(o.warmup)]
   if (o.ports) args.push('--ports', o.ports.join(','))
+  if (o.net) {
+    const n = o.net
+    args.push('--ns-a', n.nsA, '--ns-b', n.nsB, '--addr-a', n.addrA, '--addr-b', n.addrB, '--dest-a', n.destA, '--dest-b', n.destB)
+  }
   const proc = Bun.spawn([...(o.prefix ?? []), bin, ...args], {
     stdin: new TextEncoder().encode(renderPlan(plan)),
     stdout: 'pipe',
@@ -68,4 +85,30 @@ export async function freeUdpPorts(): Promise<[number, number]> {
   a.close()
   b.close()
   return ports
+}
+
+/**
+ * The most a forwarder delivers: a ladder of paced offered loads (×1.3 a step, from `start`) until the delivered
+ * rate stops growing (two steps in a row without 3% more than the best) or more than 60% is lost, at most 12
+ * steps. A paced sender leaves the rest of its core to the receiver; one sending flat out measures the scheduler.
+ */
+export async function maxDelivered(
+  bin: string,
+  plan: () => Plan,
+  o: Omit<Parameters<typeof runGen>[2], 'rate'>,
+  start: number,
+): Promise<{ top: number; steps: string[] }> {
+  let rate = Math.max(50_000, Math.round(start / 1000) * 1000)
+  let top = 0
+  let flat = 0
+  const steps: string[] = []
+  for (let step = 0; step < 12; step++) {
+    const r = await runGen(bin, plan(), { ...o, rate })
+    steps.push(`${Math.round(rate / 1000)}k→${Math.round(r.delivered_pps / 1000)}k`)
+    flat = r.delivered_pps < top * 1.03 ? flat + 1 : 0
+    top = Math.max(top, r.delivered_pps)
+    if (flat >= 2 || r.loss > 0.6) break
+    rate = Math.round((rate * 1.3) / 1000) * 1000
+  }
+  return { top, steps }
 }
