@@ -8,7 +8,8 @@
  *   BENCH_SESSIONS     how many sessions it must hold (sizes the port range and capacity)
  *   BENCH_PORTS        first session port (default 12000; the range is 2 × sessions + 64 ports from there;
  *                      relay-throughput.ts picks a random start below 20000, where the relay tests begin)
- *   BENCH_HOST         address to bind (default 127.0.0.1; relay-offload.ts runs it in a namespace of its own)
+ *   BENCH_HOST         address to bind (default 127.0.0.1; relay-offload.ts and relay-flood.ts run it in a
+ *                      namespace of their own)
  *   BENCH_KERNEL_OFFLOAD  1 = --kernel-offload (relay-offload.ts)
  *
  * Three defaults are changed, and only because the bench is not a game: the per-side token bucket (20k packets/s,

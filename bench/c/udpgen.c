@@ -44,6 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define BATCH 64
 #define MAXDGRAM 2048
 #define MAXTARGETS 4096
@@ -65,17 +67,6 @@ static uint64_t t_start, win_start, win_end, recv_until;
 static uint64_t sent_total, sent_window, send_short, sender_lagging;
 static uint64_t recv_total, recv_window, recv_other, recv_bytes_window;
 static uint32_t *hist;
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static void sleep_until(uint64_t t) {
-  struct timespec ts = { .tv_sec = t / 1000000000ull, .tv_nsec = t % 1000000000ull };
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
-}
 
 static int send_port_opt, recv_port_opt;
 static const char *ns_a, *ns_b;

@@ -22,10 +22,11 @@ export const DEFAULT_INVALID_TICKET_LIMIT = 20
 export const DEFAULT_INVALID_TICKET_WINDOW_S = 10
 export const DEFAULT_BLOCK_S = 300
 /**
- * STUN answers per second per source /24 (IPv4) or /64 (IPv6); the bucket holds two seconds' worth. An agent sends
- * a handful of Binding requests when it starts; the limit keeps forged floods from reflecting off the relay.
+ * Answers per second per source /24 (IPv4) or /64 (IPv6) to sources that have not proved their address: STUN
+ * responses and ALLOCATE cookie replies; the bucket holds two seconds' worth. An agent sends a handful of each when
+ * it starts; the limit keeps forged floods from reflecting off the relay, or costing it a send each.
  */
-export const DEFAULT_STUN_RATE = 20
+export const DEFAULT_ANSWER_RATE = 20
 /**
  * Ed25519 ticket checks per second, all sources together (about 120 µs each, so the default costs at most ~6% of
  * a core). Only sources that echoed an ALLOCATE cookie get one, and an ALLOCATE retried with the same ticket needs
@@ -65,7 +66,11 @@ export const relaySchema = Type.Object({
   invalidTicketLimit: Type.Integer({ minimum: 1, default: DEFAULT_INVALID_TICKET_LIMIT, description: 'invalid tickets per window before a source is blocked (counted only from sources that echoed an ALLOCATE cookie)' }),
   invalidTicketWindow: Type.Integer({ minimum: 1, default: DEFAULT_INVALID_TICKET_WINDOW_S, description: 'window for invalidTicketLimit, seconds' }),
   blockSeconds: Type.Integer({ minimum: 1, default: DEFAULT_BLOCK_S, description: 'how long an auto-blocked source stays blocked' }),
-  stunRate: Type.Integer({ minimum: 1, default: DEFAULT_STUN_RATE, description: 'STUN answers per second per source /24 (IPv4) or /64 (IPv6); more are dropped' }),
+  answerRate: Type.Integer({
+    minimum: 1,
+    default: DEFAULT_ANSWER_RATE,
+    description: 'answers per second per source /24 (IPv4) or /64 (IPv6) to sources not proved yet (STUN, ALLOCATE cookies); more are dropped',
+  }),
   ticketCheckRate: Type.Integer({
     minimum: 1,
     default: DEFAULT_TICKET_CHECK_RATE,

@@ -72,8 +72,6 @@ export function defaultPublicIp(host: string): string {
 }
 
 const SWEEP_MS = 5000
-/** Source prefixes the STUN limiter remembers at once (beyond that they share one bucket until the sweep). */
-const STUN_PREFIXES = 65_536
 const COARSE_CLOCK_MS = 5
 
 /**
@@ -110,9 +108,10 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
   const forwarder =
     deps.forwarder ?? (config.kernelOffload ? await startKernelForwarder({ firstPort: range.first, host, limits, metrics, log }) : userSpaceForwarder())
   const start = clock.now()
-  const stunLimit = new PrefixLimiter({ rate: config.stunRate, burst: 2 * config.stunRate, maxPrefixes: STUN_PREFIXES }, start)
+  const answerLimiter = () => new PrefixLimiter({ rate: config.answerRate, burst: 2 * config.answerRate })
+  const answers = { stun: answerLimiter(), allocate: answerLimiter() }
   const ticketChecks = new TokenBucket(config.ticketCheckRate, config.ticketCheckRate, start)
-  const main = new MainPort({ table, guard, cookies: new CookieJar(), stunLimit, ticketChecks, metrics, log, idleTimeoutSec: config.idleTimeout, blockSeconds: config.blockSeconds })
+  const main = new MainPort({ table, guard, cookies: new CookieJar(), answers, ticketChecks, metrics, log, idleTimeoutSec: config.idleTimeout, blockSeconds: config.blockSeconds })
   if (deps.ticketPublicKey) main.controlKey = deps.ticketPublicKey
   const sockets = await openSockets({ host, port: config.port, stunAltPort: config.stunAltPort, main, table, limits, metrics, forwarder, clock, log }).catch(
     async (e: unknown) => {
@@ -143,7 +142,6 @@ export async function startRelay(config: RelayConfig, deps: RelayDeps = {}): Pro
     const now = clock.now()
     forwarder.sync(now)
     guard.prune(now)
-    stunLimit.prune(now)
     table.unbindable.clear() // ports held by others may be free again
     const gone = table.expire(now)
     for (const s of gone) {

@@ -1,4 +1,5 @@
-/** Rate limits of the main port, pure (they take `now` in ms): one token bucket, and one bucket per source prefix. */
+/** Rate limits of the main port, pure (they take `now` in ms): one token bucket, and buckets per source prefix. */
+import { randomInt } from 'node:crypto'
 import { parseIp } from '../shared/wire/stun.ts'
 
 /** A token bucket refilled lazily: `rate` tokens per second, holding at most `burst`. */
@@ -15,67 +16,65 @@ export class TokenBucket {
   }
 
   take(now: number): boolean {
-    this.refill(now)
-    if (this.tokens < 1) return false
-    this.tokens -= 1
-    return true
-  }
-
-  /** Full again: nothing taken for long enough that forgetting this bucket changes nothing. */
-  full(now: number): boolean {
-    this.refill(now)
-    return this.tokens >= this.burst
-  }
-
-  private refill(now: number) {
     if (now > this.at) {
       this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) * this.rate) / 1000)
       this.at = now
     }
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
   }
-}
-
-/** The network a source belongs to for rate limiting: its IPv4 /24 or IPv6 /64 (what one site or subscriber holds). */
-export function sourcePrefix(ip: string): string {
-  if (!ip.includes(':')) return ip.slice(0, ip.lastIndexOf('.'))
-  const b = parseIp(ip)
-  return b ? Buffer.from(b.subarray(0, 8)).toString('hex') : ip
 }
 
 /**
- * One token bucket per source prefix, so that nobody can make the relay send much to one network however many
- * addresses they forge. The table is bounded: when it is full, buckets that are full again are forgotten, and
- * prefixes beyond that share one overflow bucket.
+ * Token buckets per source prefix, an IPv4 /24 or IPv6 /64 (what one site or subscriber holds), so that nobody can
+ * make the relay send much to one network however many of its addresses they forge. The buckets are a fixed
+ * table indexed by a seeded hash of the prefix (like DNS response rate limiting): memory and time per datagram
+ * stay the same however many prefixes a flood forges. Two prefixes may share a bucket; with the default 65,536
+ * buckets and a seed drawn at start, a forged flood spread over many prefixes puts a fraction of a request per
+ * second into any one bucket, far below its rate.
  */
 export class PrefixLimiter {
-  private readonly buckets = new Map<string, TokenBucket>()
-  private readonly overflow: TokenBucket
+  private readonly tokens: Float64Array
+  private readonly at: Float64Array
+  private readonly mask: number
 
   constructor(
-    private readonly o: { rate: number; burst: number; maxPrefixes: number },
-    now: number,
+    private readonly o: { rate: number; burst: number; buckets?: number },
+    private readonly seed = randomInt(2 ** 32),
   ) {
-    this.overflow = new TokenBucket(o.rate, o.burst, now)
+    const n = o.buckets ?? 65_536
+    if (n & (n - 1)) throw new RangeError('the number of buckets is a power of two')
+    this.mask = n - 1
+    this.tokens = new Float64Array(n).fill(o.burst)
+    this.at = new Float64Array(n) // 0: long ago, so a first use finds the bucket full
   }
 
   take(ip: string, now: number): boolean {
-    const key = sourcePrefix(ip)
-    let b = this.buckets.get(key)
-    if (!b) {
-      if (this.buckets.size >= this.o.maxPrefixes) this.prune(now)
-      if (this.buckets.size >= this.o.maxPrefixes) return this.overflow.take(now)
-      b = new TokenBucket(this.o.rate, this.o.burst, now)
-      this.buckets.set(key, b)
+    const i = this.bucket(ip)
+    const elapsed = now - this.at[i]!
+    if (elapsed > 0) {
+      this.tokens[i] = Math.min(this.o.burst, this.tokens[i]! + (elapsed * this.o.rate) / 1000)
+      this.at[i] = now
     }
-    return b.take(now)
+    if (this.tokens[i]! < 1) return false
+    this.tokens[i]! -= 1
+    return true
   }
 
-  get size() {
-    return this.buckets.size
-  }
-
-  /** Forgets buckets that are full again (called from the periodic sweep, and when the table is full). */
-  prune(now: number) {
-    for (const [k, b] of this.buckets) if (b.full(now)) this.buckets.delete(k)
+  /** The bucket of `ip`'s prefix: FNV-1a (seeded) over the IPv4 text up to its last dot, or the first 8 IPv6 bytes. */
+  bucket(ip: string): number {
+    let h = (0x811c9dc5 ^ this.seed) >>> 0
+    if (!ip.includes(':')) {
+      for (let k = 0, end = ip.lastIndexOf('.'); k < end; k++) h = Math.imul(h ^ ip.charCodeAt(k), 0x01000193)
+    } else {
+      const b = parseIp(ip) // IPv6 text has many spellings; its bytes have one
+      if (b) for (let k = 0; k < 8; k++) h = Math.imul(h ^ b[k]!, 0x01000193)
+      else for (let k = 0; k < ip.length; k++) h = Math.imul(h ^ ip.charCodeAt(k), 0x01000193)
+    }
+    h ^= h >>> 15
+    h = Math.imul(h, 0x2c1b3c6d)
+    h ^= h >>> 12
+    return (h >>> 0) & this.mask
   }
 }

@@ -22,7 +22,7 @@ const RELAY = 'b2b2b2b2b2b2b2b2'
 const T0 = Date.now() // tickets from the issuer expire an hour from now
 const issuer = createTicketIssuer(RELAY)
 
-function setup(o: { checksPerS?: number; stunRate?: number; invalidLimit?: number } = {}) {
+function setup(o: { checksPerS?: number; answerRate?: number; invalidLimit?: number } = {}) {
   const metrics = new RelayMetrics()
   const table = new SessionTable({ firstPort: 41000, lastPort: 41099, capacity: 50, idleMs: 60_000, limits: { pps: 100, bps: 1e6, burstS: 1 } })
   const guard = new SourceGuard([], { limit: o.invalidLimit ?? 3, windowMs: 10_000, blockMs: 300_000 })
@@ -30,7 +30,10 @@ function setup(o: { checksPerS?: number; stunRate?: number; invalidLimit?: numbe
     table,
     guard,
     cookies: new CookieJar(new Uint8Array(32).fill(3)),
-    stunLimit: new PrefixLimiter({ rate: o.stunRate ?? 5, burst: 2 * (o.stunRate ?? 5), maxPrefixes: 100 }, T0),
+    answers: {
+      stun: new PrefixLimiter({ rate: o.answerRate ?? 50, burst: 2 * (o.answerRate ?? 50) }),
+      allocate: new PrefixLimiter({ rate: o.answerRate ?? 50, burst: 2 * (o.answerRate ?? 50) }),
+    },
     ticketChecks: new TokenBucket(o.checksPerS ?? 100, o.checksPerS ?? 100, T0),
     metrics,
     log: silentLogger,
@@ -219,26 +222,45 @@ describe('STUN on the main port', () => {
   })
 
   test('answers per source /24 are limited (two seconds of the rate, then the rate); other prefixes are not affected', () => {
-    const { main, metrics } = setup({ stunRate: 5 })
+    const { main, metrics } = setup({ answerRate: 5 })
     const ask = (ip: string, now: number) => main.datagram(encodeBindingRequest(), 5000, ip, true, now) !== null
     // 30 requests from 30 forged addresses of one /24: ten answered (the burst), the rest dropped.
     const answered = Array.from({ length: 30 }, (_, i) => ask(`192.0.2.${i + 1}`, T0)).filter(Boolean).length
     expect(answered).toBe(10)
-    expect(metrics.drops.stun_limited).toBe(20)
+    expect(metrics.drops.answer_limited).toBe(20)
     expect(ask('192.0.3.1', T0)).toBe(true)
     expect(ask('192.0.2.99', T0 + 200)).toBe(true) // 5/s: one more after 200 ms
     expect(ask('192.0.2.99', T0 + 200)).toBe(false)
     expect(ask('2001:db8:0:1::5', T0)).toBe(true)
   })
 
-  test('the prefix table is bounded: beyond it, prefixes share one bucket until old ones are pruned', () => {
-    const lim = new PrefixLimiter({ rate: 1, burst: 1, maxPrefixes: 4 }, T0)
-    for (let i = 0; i < 4; i++) expect(lim.take(`10.0.${i}.1`, T0)).toBe(true)
-    expect(lim.size).toBe(4)
-    expect(lim.take('10.0.9.1', T0)).toBe(true) // the overflow bucket
-    expect(lim.take('10.0.10.1', T0)).toBe(false) // ... shared
-    expect(lim.size).toBe(4)
-    expect(lim.take('10.0.11.1', T0 + 1000)).toBe(true) // the old buckets are full again: pruned, room made
-    expect(lim.size).toBe(1)
+  test('cookie replies are limited per prefix too: a forged ALLOCATE flood from one /24 costs no sends', () => {
+    const { main, metrics } = setup({ answerRate: 5 })
+    const ticket = issuer.session().ticketA
+    const replies = Array.from({ length: 100 }, (_, i) => main.datagram(encodeAllocateRequest({ transactionId: txid(), ticket }), 5000 + i, `192.0.2.${i}`, true, T0))
+    expect(replies.filter((r) => r !== null)).toHaveLength(10)
+    expect(metrics).toMatchObject({ allocateCookies: 10, drops: expect.objectContaining({ answer_limited: 90 }) })
+    // STUN has its own budget: forging ALLOCATEs at a network does not cost it its STUN answers.
+    expect(main.datagram(encodeBindingRequest(), 5000, '192.0.2.200', true, T0)).not.toBeNull()
+    // A proved source is not limited: its cookie was made while there was budget.
+    const { main: m2 } = setup({ answerRate: 1 })
+    const req = proved(m2, ticket, '192.0.2.1', 5000, T0)
+    for (let i = 0; i < 5; i++) m2.datagram(encodeAllocateRequest({ transactionId: txid(), ticket }), 5000, '192.0.2.2', true, T0)
+    expect(m2.datagram(req, 5000, '192.0.2.1', true, T0)).not.toBeNull()
+  })
+})
+
+describe('PrefixLimiter', () => {
+  test('one bucket per /24 or /64, whatever the spelling; a fixed table however many prefixes a flood forges', () => {
+    const lim = new PrefixLimiter({ rate: 1, burst: 3 }, 12345)
+    expect(lim.bucket('198.51.100.1')).toBe(lim.bucket('198.51.100.254'))
+    expect(lim.bucket('2001:db8:0:1::1')).toBe(lim.bucket('2001:0db8:0000:0001:ffff::9'))
+    // 20,000 forged /24s each sending one request: a legitimate network's requests still get through.
+    for (let i = 0; i < 20_000; i++) lim.take(`10.${i >> 8}.${i & 255}.1`, T0)
+    expect([1, 2, 3].map(() => lim.take('203.0.113.5', T0))).toEqual([true, true, true])
+    expect(lim.take('203.0.113.6', T0)).toBe(false)
+    // Another seed puts prefixes elsewhere: where a bucket is cannot be known without it.
+    const spread = new Set(Array.from({ length: 8 }, (_, s) => new PrefixLimiter({ rate: 1, burst: 1 }, s).bucket('198.51.100.1')))
+    expect(spread.size).toBeGreaterThan(4)
   })
 })

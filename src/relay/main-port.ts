@@ -4,22 +4,16 @@
  * asks for. STUN Binding (RFC 8489) and ALLOCATE (src/shared/wire/allocate.ts) are told apart by their first bytes.
  *
  * Anyone can forge a UDP source address, so nothing here trusts one before it is proved:
- * - every answer is smaller than its request, or (STUN) limited per source prefix, so the relay is no amplifier
- *   and no useful reflector;
+ * - answers to sources that have not proved their address (STUN, ALLOCATE cookie replies) are limited per source
+ *   prefix and never larger than what a client needs, so the relay is no amplifier and no useful reflector, and
+ *   a flood of forged requests costs it little more than reading them;
  * - an ALLOCATE from a source that has not proved its address (by echoing a cookie, cookie.ts) gets only the
  *   cookie; a proved source then gets the cheap checks (layout, relay id, expiry) and only then the Ed25519
  *   signature check, within a budget per second for all sources together. Only a proved source can claim a side
  *   or count towards being blocked.
  */
 import type { Logger } from '../shared/log.ts'
-import {
-  ALLOCATE_RESPONSE_LEN,
-  decodeAllocateRequest,
-  encodeAllocateCookie,
-  encodeAllocateResponse,
-  isAllocate,
-  type AllocateStatus,
-} from '../shared/wire/allocate.ts'
+import { ALLOCATE_RESPONSE_LEN, allocateRequestError, decodeAllocateRequest, encodeAllocateResponse, isAllocate, type AllocateStatus } from '../shared/wire/allocate.ts'
 import { ATTR, BINDING_REQUEST, decodeStun, encodeBindingResponse, isStun } from '../shared/wire/stun.ts'
 import { checkTicketFields, checkTicketSignature, decodeTicket, type Side, type Ticket } from '../shared/wire/ticket.ts'
 import type { CookieJar } from './cookie.ts'
@@ -52,8 +46,11 @@ export interface MainPortOptions {
   table: SessionTable
   guard: SourceGuard
   cookies: CookieJar
-  /** STUN answers per source prefix. */
-  stunLimit: PrefixLimiter
+  /**
+   * Answers to sources that have not proved their address, per source prefix: STUN responses, and ALLOCATE cookie
+   * replies (and malformed answers). Two tables, so that forging one kind at a network does not cost it the other.
+   */
+  answers: { stun: PrefixLimiter; allocate: PrefixLimiter }
   /** Ed25519 ticket checks, all sources together. */
   ticketChecks: TokenBucket
   metrics: RelayMetrics
@@ -103,11 +100,15 @@ export class MainPort {
     return this.respond(p.port, p.ip, p.transactionId, 'no_ports', p.side.name, 0, p.session.sessionId)
   }
 
+  /** Whether an unproved source may be answered now (its prefix's bucket); counts the drop when not. */
+  private mayAnswer(kind: 'stun' | 'allocate', ip: string, now: number): boolean {
+    if (this.o.answers[kind].take(ip, now)) return true
+    this.o.metrics.drops.answer_limited++
+    return false
+  }
+
   private stun(buf: Uint8Array, port: number, ip: string, now: number): MainResult {
-    if (!this.o.stunLimit.take(ip, now)) {
-      this.o.metrics.drops.stun_limited++
-      return null
-    }
+    if (!this.mayAnswer('stun', ip, now)) return null
     const d = decodeStun(buf)
     // RFC 8489 §6.3: only Binding requests get an answer; indications and anything malformed are dropped.
     if (!d.ok || d.message.type !== BINDING_REQUEST) {
@@ -125,22 +126,24 @@ export class MainPort {
   private allocate(buf: Uint8Array, port: number, ip: string, raw: string, now: number): MainResult {
     const { metrics } = this.o
     metrics.allocateRequests++
-    const req = decodeAllocateRequest(buf)
-    if (!req.ok) {
+    // Nothing is allocated until the source has proved its address: a flood of forged requests ends here.
+    if (allocateRequestError(buf)) {
       // Not a request we understand (another version, kind or length). Never counts towards blocking: anyone can
       // send it from any address. Answered only when the answer is not larger than what came in.
       metrics.drops.malformed++
-      if (buf.length < ALLOCATE_RESPONSE_LEN) return null
+      if (buf.length < ALLOCATE_RESPONSE_LEN || !this.mayAnswer('allocate', ip, now)) return null
       return this.respond(port, ip, buf.subarray(8, 20), 'malformed', null, 0)
     }
-    const { transactionId, cookie, ticket: ticketBytes } = req.value
     // Return routability before anything else: an unproved source only ever gets a cookie (smaller than its
     // request), so a forged source address can neither claim a side nor count towards blocking that address.
-    const binding = ticketBytes.subarray(1, 18) // the ticket's side and session id, read without trusting them
-    if (!this.o.cookies.check(cookie, raw, port, binding, now)) {
+    if (!this.o.cookies.check(buf, raw, port, now)) {
+      if (!this.mayAnswer('allocate', ip, now)) return null
       metrics.allocateCookies++
-      return encodeAllocateCookie({ transactionId, cookie: this.o.cookies.make(raw, port, binding, now) })
+      return this.o.cookies.reply(buf, raw, port, now)
     }
+    const req = decodeAllocateRequest(buf)
+    if (!req.ok) return null // checked above
+    const { transactionId, ticket: ticketBytes } = req.value
     const refuse = (status: Exclude<AllocateStatus, 'ok'>, t?: Ticket) => this.refuse({ port, ip, transactionId, ticket: t }, status, now)
     // Then the checks that cost a comparison, and only then the signature, within its budget.
     const d = decodeTicket(ticketBytes)

@@ -33,7 +33,7 @@ export const DROP_REASONS = [
   'malformed', // starts like ALLOCATE but is not a well-formed version 2 request
   'busy', // ALLOCATE beyond the ticket checks per second (answered busy; the client retries)
   'bad_stun', // malformed STUN or not a Binding request
-  'stun_limited', // STUN beyond the rate for its source prefix
+  'answer_limited', // STUN or ALLOCATE from an unproved source beyond the answer rate of its prefix
   'unknown_message', // neither STUN nor ALLOCATE on the main port
   'send_failed', // the kernel refused the send (backpressure or error)
 ] as const

@@ -95,7 +95,7 @@ describe.skipIf(!!skip)('relay under forged source addresses', () => {
   })
 
   test('a flood of forged ALLOCATEs from 5000 addresses: no session, no signature work; STUN and a live session keep working', async () => {
-    const t = await testRelay({ ratePps: 100_000, stunRate: 1000 })
+    const t = await testRelay({ ratePps: 100_000, answerRate: 1000 })
     try {
       // A live session first: a and b have claimed their sides and learned their ports.
       const s = t.issuer.session()
@@ -156,7 +156,7 @@ describe.skipIf(!!skip)('relay under forged source addresses', () => {
   }, 40_000)
 
   test('forged STUN requests cannot make the relay flood a network: answers per source /24 are limited', async () => {
-    const t = await testRelay({ stunRate: 20 })
+    const t = await testRelay({ answerRate: 20 })
     try {
       const victim = await mk('127.0.7.7')
       const relay = { ip: LO, port: t.relay.port }
@@ -174,7 +174,7 @@ describe.skipIf(!!skip)('relay under forged source addresses', () => {
       const allowed = 40 + Math.ceil(20 * elapsedS) // two seconds' burst, then 20/s, for the whole /24
       expect(st.main_packets_in).toBeGreaterThan(2 * allowed) // the relay did see them (loopback may drop a few)
       expect(st.stun_responses).toBeLessThanOrEqual(allowed)
-      expect(st.stun_responses + st.drops.stun_limited).toBe(st.main_packets_in)
+      expect(st.stun_responses + st.drops.answer_limited).toBe(st.main_packets_in)
       expect(victim.got.length).toBeLessThanOrEqual(allowed)
       // What the victim got is no larger than what was forged in its name: 32 bytes for 20 (no FINGERPRINT asked).
       for (const g of victim.got) expect(g.buf.length).toBe(32)

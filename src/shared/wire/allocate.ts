@@ -64,7 +64,10 @@ export const COOKIE_LEN = 16
 export const ALLOCATE_REQUEST_LEN = 36 + TICKET_LEN
 export const ALLOCATE_RESPONSE_LEN = 60
 export const ALLOCATE_COOKIE_LEN = 20 + COOKIE_LEN
-const TICKET_AT = 36
+/** Where a request carries its cookie and its ticket. */
+export const ALLOCATE_COOKIE_AT = 20
+export const ALLOCATE_TICKET_AT = 36
+const TICKET_AT = ALLOCATE_TICKET_AT
 
 /** Status codes in a response; the names are the relay's drop reasons where one applies. */
 export const ALLOCATE_STATUS = {
@@ -109,6 +112,11 @@ export function isAllocate(b: Uint8Array): boolean {
   return b.length >= 4 && b[0] === 0x4c && b[1] === 0x52 && b[2] === 0x41
 }
 
+/** Why `b` is not a well-formed request, or null when it is (no allocation: the relay calls it for every one). */
+export function allocateRequestError(b: Uint8Array): AllocateDecodeError | null {
+  return header(b, ALLOCATE_REQUEST, ALLOCATE_REQUEST_LEN)
+}
+
 function header(b: Uint8Array, kind: number, len: number): AllocateDecodeError | null {
   if (b.length < 5) return 'short'
   if (!isAllocate(b)) return 'not-allocate'
@@ -126,16 +134,16 @@ export function encodeAllocateRequest(r: { transactionId: Uint8Array; ticket: Ui
   out.set(ALLOCATE_MAGIC, 0)
   out[4] = ALLOCATE_REQUEST
   out.set(r.transactionId, 8)
-  if (r.cookie) out.set(r.cookie, 20)
+  if (r.cookie) out.set(r.cookie, ALLOCATE_COOKIE_AT)
   out.set(r.ticket, TICKET_AT)
   return out
 }
 
 /** Decodes a request; the fields are views into `b` (the relay reads them before `b` is reused). */
 export function decodeAllocateRequest(b: Uint8Array): Decoded<AllocateRequest> {
-  const e = header(b, ALLOCATE_REQUEST, ALLOCATE_REQUEST_LEN)
+  const e = allocateRequestError(b)
   if (e) return { ok: false, error: e }
-  return { ok: true, value: { transactionId: b.subarray(8, 20), cookie: b.subarray(20, TICKET_AT), ticket: b.subarray(TICKET_AT, TICKET_AT + TICKET_LEN) } }
+  return { ok: true, value: { transactionId: b.subarray(8, 20), cookie: b.subarray(ALLOCATE_COOKIE_AT, TICKET_AT), ticket: b.subarray(TICKET_AT, TICKET_AT + TICKET_LEN) } }
 }
 
 export function encodeAllocateCookie(c: AllocateCookie): Uint8Array {
