@@ -1,8 +1,11 @@
 #!/usr/bin/env bun
 /**
  * The one `lanrage` CLI. Each command lives in its own module (loaded lazily, so `lanrage keygen` does not
- * load the control server) and exports `main(argv): Promise<number>` returning the exit code.
+ * load the control server) and exports `main(argv): Promise<number>` returning the exit code: 0 done,
+ * 1 failed while running, 2 the command line is wrong (src/shared/command.ts).
  */
+import { didYouMean } from './shared/suggest.ts'
+
 type CommandModule = { main(argv: string[]): Promise<number> }
 interface Entry {
   summary: string
@@ -21,6 +24,7 @@ export const COMMANDS: Record<string, Entry> = {
   down: { summary: 'stop the running agent: leave the party, remove the interface', load: () => import('./cmd/down.ts') },
   status: { summary: "show the running agent's party and every peer's path (direct / relay / connecting)", load: () => import('./cmd/status.ts') },
   settings: { summary: 'get, set, list or delete values in the settings database', load: () => import('./cmd/settings.ts') },
+  version: { summary: 'print the version (also --version; --json adds the runtime)', load: () => import('./cmd/version.ts') },
 }
 
 export function usage(): string {
@@ -43,13 +47,9 @@ export async function run(argv: string[]): Promise<number> {
     console.log(usage())
     return cmd ? 0 : 2
   }
-  if (cmd === '--version' || cmd === 'version') {
-    console.log((await import('../package.json')).version)
-    return 0
-  }
-  const entry = COMMANDS[cmd]
+  const entry = COMMANDS[cmd === '--version' ? 'version' : cmd]
   if (!entry) {
-    console.error(`lanrage: unknown command "${cmd}"\n\n${usage()}`)
+    console.error(`lanrage: unknown command "${cmd}"${didYouMean(cmd, Object.keys(COMMANDS))}\n\n${usage()}`)
     return 2
   }
   const mod = await entry.load()

@@ -14,6 +14,7 @@ export const spec = {
     'Relays register with the relay secret; clients connect to http://HOST:PORT, or https://HOST:PORT with --tls-cert',
     'and --tls-key (SIGHUP re-reads both). Settings keys: control.<option>.',
   ].join('\n'),
+  settingsFrom: 'server',
   schema: controlSchema,
 } satisfies CommandSpec<typeof controlSchema>
 

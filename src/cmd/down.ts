@@ -15,6 +15,7 @@ import { readCaFile } from '../shared/tls.ts'
 export const spec = {
   name: 'down',
   summary: 'stop the running agent: leave the party and remove the WireGuard interface',
+  settingsFrom: false,
   schema: Type.Object({
     timeout: Type.Integer({ default: 10, minimum: 1, maximum: 300, description: 'seconds to wait for the agent before killing it', settings: false }),
   }),

@@ -19,6 +19,7 @@ export const spec = {
   name: 'serve',
   summary: 'control server and relay in one process, SQLite under ./data/ (what npm start runs)',
   description: 'Settings keys: serve.<option>. Without --relay-secret a random one is generated for the in-process relay.',
+  settingsFrom: 'server',
   schema: Type.Object({
     ...controlSchema.properties,
     relayPort: Type.Integer({ ...r.port, description: 'relay main UDP port: STUN and ALLOCATE' }),

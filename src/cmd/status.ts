@@ -9,6 +9,7 @@ export const spec = {
   name: 'status',
   summary: "show the running agent's party, this peer and every peer's virtual IP, endpoint and path",
   description: 'Reads the status file the running `lanrage up` keeps in $LANRAGE_HOME. Exit code 1 when no agent runs.',
+  settingsFrom: false,
   schema: Type.Object({
     json: Type.Boolean({ default: false, description: 'print machine-readable JSON', settings: false, env: false }),
   }),

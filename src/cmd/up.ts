@@ -2,7 +2,7 @@
 import { Type } from '@sinclair/typebox'
 import { runCommand } from '../shared/command.ts'
 import type { CommandSpec } from '../shared/config.ts'
-import { isAddrInUse, LanrageError, PortInUseError } from '../shared/errors.ts'
+import { isAddrInUse, LanrageError, PortInUseError, UsageError } from '../shared/errors.ts'
 import { createLogger } from '../shared/log.ts'
 import { safeText } from '../shared/terminal.ts'
 import { RemoteControlPlane } from '../client/control/remote.ts'
@@ -34,11 +34,16 @@ export const spec = {
     }),
     caFile: Type.String({ default: '', description: 'PEM file of the CA that signed an https:// control server certificate (a private CA; replaces the system list)' }),
     create: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'create a party with this name', settings: false })),
-    join: Type.Optional(Type.String({ pattern: '^[0-9a-f]{12}$', description: 'join the party with this id (12 hex digits)', settings: false })),
+    join: Type.Optional(Type.String({ pattern: '^[0-9a-f]{12}$', expected: '12 hex digits', description: 'join the party with this id (12 hex digits)', settings: false })),
     password: Type.Optional(Type.String({ description: 'party password (for --create: set it; for --join: present it)', settings: false })),
     name: Type.Optional(Type.String({ ...PeerName, description: `your display name in the party, 1-${MAX_PEER_NAME} printable characters (default: this machine's host name)` })),
     maxPeers: Type.Optional(Type.Integer({ minimum: 2, maximum: 254, description: 'party size limit (with --create)', settings: false })),
-    interface: Type.String({ default: 'lanrage0', pattern: IFNAME_RE.source, description: 'WireGuard interface name (unique per machine)' }),
+    interface: Type.String({
+      default: 'lanrage0',
+      pattern: IFNAME_RE.source,
+      expected: '1 to 15 letters, digits, _ . or -',
+      description: 'WireGuard interface name (unique per machine)',
+    }),
     listenPort: Type.Integer({ default: 0, minimum: 0, maximum: 65535, description: 'WireGuard UDP port (0: a free one)' }),
     directRetry: Type.Number({ default: DEFAULT_TIMING.directRetryMs / 1000, minimum: 1, description: 'seconds between tries of a direct path while relayed (doubling while they fail)' }),
     heartbeatInterval: Type.Number({
@@ -71,8 +76,8 @@ async function claimUdpPort(port: number): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   return runCommand(spec, { argv, env: process.env, settings: settingsReader() }, async (cfg, pos) => {
-    if (pos.length) throw new LanrageError('USAGE', `unexpected argument ${JSON.stringify(pos[0])}`)
-    if ((cfg.create === undefined) === (cfg.join === undefined)) throw new LanrageError('USAGE', 'give exactly one of --create NAME or --join PARTY_ID')
+    if (pos.length) throw new UsageError(`unexpected argument ${JSON.stringify(pos[0])}`)
+    if ((cfg.create === undefined) === (cfg.join === undefined)) throw new UsageError('give exactly one of --create NAME or --join PARTY_ID')
     controlUrlList(cfg.control) // a bad URL in the list is one line now, before any key or port is touched
     const running = readStatusFile()
     if (running && alive(running.pid) && running.pid !== process.pid)

@@ -9,7 +9,7 @@ import { resolve } from 'node:path'
 import { openDatabase, type OpenDb } from '../db/client.ts'
 import { SettingsStore } from '../db/settings.ts'
 import { systemClock, type Clock } from '../shared/clock.ts'
-import { runCommand } from '../shared/command.ts'
+import { applyLogging, runCommand } from '../shared/command.ts'
 import { parseCommand, type CommandSpec } from '../shared/config.ts'
 import { ConfigError, LanrageError } from '../shared/errors.ts'
 import { createLogger, type Logger } from '../shared/log.ts'
@@ -108,7 +108,7 @@ export async function runServerCommand<T extends TObject>(
 ): Promise<number> {
   return runCommand(spec, { argv, env: process.env }, async (pre) => {
     const log = createLogger(spec.name)
-    const path = (pre as { db: string }).db
+    const path = (pre as unknown as { db: string }).db
     let open: OpenDb
     try {
       open = openDatabase(path, { privateDir: resolve(path) === resolve(DEFAULT_DB), log })
@@ -128,6 +128,8 @@ export async function runServerCommand<T extends TObject>(
       // SIGHUP re-reads the certificate; taken before start-up like SIGTERM, and only with TLS (otherwise SIGHUP
       // keeps its default meaning).
       if ((parsed.config as { tlsCert?: string }).tlsCert) process.on('SIGHUP', onHup)
+      // The settings may change the log level or format (serve.log_level): applied again before anything starts.
+      applyLogging(parsed.config)
       server = await start(parsed.config, open)
       const sig = await stop.signalled
       log.info('shutting down', { signal: sig })

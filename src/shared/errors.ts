@@ -1,7 +1,7 @@
 /**
  * One error base for the whole project. `code` is what programs branch on (stable, SCREAMING_SNAKE);
  * `status` is the HTTP status the control server answers with when the error reaches a route.
- * Wire decoders never throw these: they return results (see STYLE.md §2.3); these are for APIs.
+ * Wire decoders never throw these: they return results (wire input never throws); these are for APIs.
  */
 export class LanrageError extends Error {
   readonly code: string
@@ -18,6 +18,16 @@ export class LanrageError extends Error {
 export class ConfigError extends LanrageError {
   constructor(readonly problems: string[]) {
     super('INVALID_CONFIG', problems.join('\n'), 400)
+  }
+}
+
+/**
+ * The command line itself is wrong (a missing or extra argument, options that exclude each other): exit 2 with the
+ * message and a pointer to --help, like a ConfigError; anything that fails while the command runs is exit 1.
+ */
+export class UsageError extends LanrageError {
+  constructor(message: string) {
+    super('USAGE', message, 400)
   }
 }
 
