@@ -82,6 +82,7 @@ describe('lanrage CLI', () => {
     expect(lanrage(['pubkey', 'extra']).code).toBe(2)
     expect(lanrage(['version', 'extra']).code).toBe(2)
     expect(lanrage(['settings', 'frob']).err).toContain('expected get, set, list or delete (got "frob")')
+    expect(lanrage(['nat', '--stun', 'a:b:c']).code).toBe(2)
   })
 })
 

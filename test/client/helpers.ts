@@ -49,6 +49,18 @@ export function startTurnserver(ip: string, port: number, netns?: string) {
   return Bun.spawn(netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv, { stdout: 'ignore', stderr: 'ignore' })
 }
 
+/**
+ * Waits until a UDP port listens (in `netns`), as `ss` shows it. Until then the kernel answers ICMP port
+ * unreachable, and the STUN client gives up on such a server at once instead of retransmitting.
+ */
+export async function udpListening(port: number, netns?: string): Promise<void> {
+  const argv = ['ss', '-Hlun', `sport = :${port}`]
+  await waitFor(`UDP port ${port} to listen${netns ? ` in ${netns}` : ''}`, () => {
+    const r = Bun.spawnSync(netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv)
+    return r.exitCode === 0 && r.stdout.toString().trim() !== ''
+  }, 10_000, 50)
+}
+
 export async function freeTcpPort(): Promise<number> {
   const s = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
   const p = s.port

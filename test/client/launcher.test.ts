@@ -17,7 +17,7 @@ import {
   WireGuardInterface,
   type PartyInfo,
 } from '../../src/client/index.ts'
-import { freeTcpPort, freeUdpPort, startControlProcess, startTurnserver } from './helpers.ts'
+import { freeTcpPort, freeUdpPort, startControlProcess, startTurnserver, udpListening } from './helpers.ts'
 import { needs } from '../needs.ts'
 
 const canNetns = needs('root', 'turnserver', 'ip', 'wg', 'wireguard-go', 'ping') === null
@@ -49,6 +49,7 @@ describe.skipIf(!canNetns)('a launcher using the library', () => {
     for (const p of stunPorts) {
       const t = startTurnserver('127.0.0.1', p)
       cleanup.push(() => t.kill())
+      await udpListening(p)
     }
 
     const keys = [generateKeyPair(), generateKeyPair()]

@@ -3,7 +3,7 @@
 // one (MASQUERADE --random-fully) as symmetric.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { natlabSkipReason, TOPO } from '../e2e/natlab.ts'
-import { BIN, startTurnserver } from './helpers.ts'
+import { BIN, startTurnserver, udpListening } from './helpers.ts'
 
 // Whole-suite runs may overlap (CI, other helpers): a namespace prefix per process, still starting with lrc.
 const P = `lrc${(process.pid % 46656).toString(36)}`
@@ -20,10 +20,11 @@ function natIn(ns: string, port: number) {
 }
 
 describe.skipIf(!canRun)('NAT detection in natlab', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     const up = Bun.spawnSync([TOPO, 'up', 'cone', 'symmetric'], { env })
     if (up.exitCode !== 0) throw new Error(`natlab up failed: ${up.stderr.toString()}`)
     procs = [startTurnserver('203.0.113.10', 3478, `${P}-pub`), startTurnserver('203.0.113.10', 3479, `${P}-pub`)]
+    for (const port of [3478, 3479]) await udpListening(port, `${P}-pub`)
   }, 30_000)
   afterAll(() => {
     for (const p of procs) p.kill()
@@ -33,9 +34,9 @@ describe.skipIf(!canRun)('NAT detection in natlab', () => {
   test('behind a cone NAT: same mapping for both servers, port preserved, reported as a cone', () => {
     const r = natIn(`${P}-peer1`, 51820)
     expect(r.failures).toEqual([])
-    expect(r.mappingVariesByDestination).toBe(false)
-    expect(r.natType).toBe('port_restricted_cone')
-    expect(r.publicEndpoint).toBe('203.0.113.21:51820')
+    expect(r.mapping_varies_by_destination).toBe(false)
+    expect(r.nat_type).toBe('port_restricted_cone')
+    expect(r.public_endpoint).toBe('203.0.113.21:51820')
   }, 60_000)
 
   test('behind a symmetric NAT: the mapping varies by destination', () => {
@@ -44,7 +45,7 @@ describe.skipIf(!canRun)('NAT detection in natlab', () => {
     expect(r.mappings).toHaveLength(2)
     expect(r.mappings[0].mapped).not.toBe(r.mappings[1].mapped)
     expect(r.mappings.every((m: { mapped: string }) => m.mapped.startsWith('203.0.113.22:'))).toBe(true)
-    expect(r.mappingVariesByDestination).toBe(true)
-    expect(r.natType).toBe('symmetric')
+    expect(r.mapping_varies_by_destination).toBe(true)
+    expect(r.nat_type).toBe('symmetric')
   }, 60_000)
 })

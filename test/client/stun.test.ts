@@ -5,7 +5,7 @@ import { classifyNat, detectNat, detectNatFromPort } from '../../src/client/nat/
 import { parseStunServer, StunClient } from '../../src/client/stun/client.ts'
 import { RFC8489_RETRANSMIT, retransmitSchedule, transactionStep } from '../../src/client/stun/transaction.ts'
 import { BINDING_REQUEST, decodeStun, encodeBindingResponse, unmapIp } from '../../src/shared/wire/stun.ts'
-import { freeUdpPort, runLanrage, startTurnserver } from './helpers.ts'
+import { BIN, freeUdpPort, runLanrage, startTurnserver, udpListening } from './helpers.ts'
 import { needs } from '../needs.ts'
 
 const hasTurnserver = needs('turnserver') === null
@@ -99,7 +99,8 @@ describe.skipIf(!hasTurnserver)('against coturn turnserver on loopback', () => {
   beforeAll(async () => {
     ports = [await freeUdpPort(), await freeUdpPort()]
     procs = ports.map((p) => startTurnserver('127.0.0.1', p))
-  })
+    for (const p of ports) await udpListening(p)
+  }, 15_000)
   afterAll(() => {
     for (const p of procs) p.kill()
   })
@@ -107,7 +108,6 @@ describe.skipIf(!hasTurnserver)('against coturn turnserver on loopback', () => {
   test('Binding returns our own loopback address and port', async () => {
     const c = await StunClient.open({ hostname: '127.0.0.1' })
     try {
-      // the default policy's retransmissions cover turnserver's start-up
       const r = await c.binding(`127.0.0.1:${ports[0]}`)
       expect(r.server).toBe(`127.0.0.1:${ports[0]}`)
       expect(r.mapped).toEqual({ address: '127.0.0.1', port: c.localPort, family: 'IPv4' })
@@ -138,25 +138,54 @@ describe.skipIf(!hasTurnserver)('against coturn turnserver on loopback', () => {
     again.close()
   })
 
-  test('one dead server: the report names it and still gives the endpoint', async () => {
-    const dead = await freeUdpPort()
+  test('one silent server: the report names it and still gives the endpoint', async () => {
+    const silent = await Bun.udpSocket({ hostname: '127.0.0.1', port: 0 })
     const c = await StunClient.open({ hostname: '127.0.0.1', retransmit: { rtoMs: 20, rc: 3, rm: 2 } })
     try {
-      const r = await detectNat(c, [`127.0.0.1:${ports[0]}`, `127.0.0.1:${dead}`])
+      const r = await detectNat(c, [`127.0.0.1:${ports[0]}`, `127.0.0.1:${silent.port}`])
       expect(r.publicEndpoint).toBe(`127.0.0.1:${c.localPort}`)
-      expect(r.failures).toEqual([{ server: `127.0.0.1:${dead}`, code: 'STUN_TIMEOUT', error: `STUN server 127.0.0.1:${dead} did not answer within 100ms` }])
+      expect(r.failures).toEqual([{ server: `127.0.0.1:${silent.port}`, code: 'STUN_TIMEOUT', error: `STUN server 127.0.0.1:${silent.port} did not answer within 100ms` }])
       expect(r.mappingVariesByDestination).toBeNull()
     } finally {
       c.close()
+      silent.close()
     }
   })
+
+  // RFC 8489's own schedule (39.5 s to give up): the dead server must fail on the kernel's ICMP error, not on time.
+  test('a server the kernel reports unreachable fails at once; asked first, it costs the good one nothing', async () => {
+    const dead = await freeUdpPort()
+    const c = await StunClient.open({ hostname: '127.0.0.1' })
+    try {
+      const r = await detectNat(c, [`127.0.0.1:${dead}`, `127.0.0.1:${ports[0]}`])
+      expect(r.failures).toEqual([
+        { server: `127.0.0.1:${dead}`, code: 'STUN_UNREACHABLE', error: `STUN server 127.0.0.1:${dead} is unreachable (ECONNREFUSED: nothing listens on that port)` },
+      ])
+      expect(r.mappings.map((m) => m.server)).toEqual([`127.0.0.1:${ports[0]}`])
+      // The good server's first request left (it answered before the first retransmission, 500 ms in).
+      expect(r.mappings[0]!.rttMs).toBeLessThan(500)
+    } finally {
+      c.close()
+    }
+  }, 15_000)
+
+  test('lanrage nat --stun DEAD,GOOD answers with the good mapping and names the dead server', async () => {
+    const dead = await freeUdpPort()
+    // Killed after 12 s: before the fix it waited out the dead server's 39.5 s.
+    const r = Bun.spawnSync([BIN, 'nat', '--stun', `127.0.0.1:${dead},127.0.0.1:${ports[0]}`, '--json'], { timeout: 12_000 })
+    expect(r.exitCode).toBe(0)
+    const rep = JSON.parse(r.stdout.toString())
+    expect(rep.failures).toEqual([{ server: `127.0.0.1:${dead}`, code: 'STUN_UNREACHABLE', error: `STUN server 127.0.0.1:${dead} is unreachable (ECONNREFUSED: nothing listens on that port)` }])
+    expect(rep.mappings).toHaveLength(1)
+    expect(rep.public_endpoint).toBe(`127.0.0.1:${rep.local_port}`)
+  }, 15_000)
 
   test('lanrage nat --json prints the report', () => {
     const r = runLanrage(['nat', '--stun', ports.map((p) => `127.0.0.1:${p}`).join(','), '--json'])
     expect(r.code).toBe(0)
     const rep = JSON.parse(r.out)
     expect(rep.mappings).toHaveLength(2)
-    expect(rep.mappingVariesByDestination).toBe(false)
+    expect(rep.mapping_varies_by_destination).toBe(false)
   })
 
   test('lanrage nat without --stun is a config error', () => {

@@ -20,6 +20,13 @@ async function open(runtime: UdpRuntime, hostname = '127.0.0.1', port = 0) {
   return { s, got, errors }
 }
 
+/** A loopback port nothing listens on (just freed): the kernel answers datagrams to it with ICMP port unreachable. */
+async function closedPort(runtime: UdpRuntime): Promise<number> {
+  const gone = await open(runtime)
+  gone.s.close()
+  return gone.s.port
+}
+
 test('on Bun the adapter picks Bun’s socket', () => {
   expect(udpRuntime()).toBe('bun')
 })
@@ -60,9 +67,7 @@ for (const runtime of ['bun', 'node'] as const) {
     })
 
     test('a datagram to a closed port (ICMP unreachable) does not throw, and the socket keeps working', async () => {
-      const gone = await open(runtime)
-      const deadPort = gone.s.port
-      gone.s.close()
+      const deadPort = await closedPort(runtime)
       const a = await open(runtime)
       const b = await open(runtime)
       try {
@@ -76,6 +81,36 @@ for (const runtime of ['bun', 'node'] as const) {
         b.s.close()
       }
     })
+
+    test('a datagram sent right after one to a closed port still leaves (the ICMP error belongs to the first)', async () => {
+      const deadPort = await closedPort(runtime)
+      const a = await open(runtime)
+      const b = await open(runtime)
+      try {
+        // On loopback the kernel answers the first send with ICMP at once; Bun hands that error to the next send.
+        a.s.send(new Uint8Array([1]), deadPort, '127.0.0.1')
+        a.s.send(new TextEncoder().encode('right after'), b.s.port, '127.0.0.1')
+        await waitFor('b to receive the second datagram', () => b.got.length === 1, 2000)
+        expect(b.got[0]!.data).toBe('right after')
+      } finally {
+        a.s.close()
+        b.s.close()
+      }
+    })
+
+    if (runtime === 'bun')
+      test('the ICMP error reaches onError as an Error with its code (ECONNREFUSED)', async () => {
+        const deadPort = await closedPort(runtime)
+        const a = await open(runtime)
+        try {
+          a.s.send(new Uint8Array([1]), deadPort, '127.0.0.1')
+          await waitFor('the error', () => a.errors.length > 0, 2000)
+          expect(a.errors[0]).toBeInstanceOf(Error)
+          expect((a.errors[0] as Error & { code?: string }).code).toBe('ECONNREFUSED')
+        } finally {
+          a.s.close()
+        }
+      })
 
     test('send after close reports to onError instead of throwing; close is idempotent', async () => {
       const a = await open(runtime)

@@ -39,7 +39,7 @@ interface BunUdp {
     binaryType: 'uint8array'
     socket: {
       data(s: unknown, data: Uint8Array, port: number, address: string): void
-      error(s: unknown, error: Error): void
+      error(...args: unknown[]): void
     }
   }): Promise<{ readonly port: number; readonly hostname: string; send(d: Uint8Array, port: number, address: string): boolean; close(): void }>
 }
@@ -68,7 +68,8 @@ async function openBun(o: UdpSocketOptions): Promise<UdpSocket> {
     binaryType: 'uint8array',
     socket: {
       data: (_s, data, port, address) => o.onMessage(data, port, address),
-      error: (_s, error) => onError(error),
+      // Bun 1.4.4 calls it with the error alone although its typings say (socket, error): take the error.
+      error: (...args) => onError((args.find((a) => a instanceof Error) as Error | undefined) ?? new Error(String(args[args.length - 1]))),
     },
   })
   // false means the kernel buffer is full: a lost datagram, as UDP allows; retransmissions cover it
@@ -90,8 +91,28 @@ async function openNode(o: UdpSocketOptions): Promise<UdpSocket> {
   s.on('error', onError)
   s.on('message', (msg, rinfo) => o.onMessage(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), rinfo.port, rinfo.address))
   const bound = s.address()
-  return guarded(bound.port, bound.address, (d, p, a) => s.send(d, p, a, (e) => e && onError(e)), () => s.close(), onError)
+  // Bun's node:dgram reports an earlier datagram's ICMP error through the next send's callback (real Node does
+  // not ask the kernel for them on unconnected sockets): that datagram was not sent, so it is sent once more.
+  const send = (d: Uint8Array, p: number, a: string, again = true): void =>
+    s.send(d, p, a, (e) => {
+      if (!e) return
+      onError(e)
+      if (!again || !isUnreachable(e)) return
+      try {
+        send(d, p, a, false)
+      } catch (closed) {
+        onError(closed as Error) // closed in the meantime
+      }
+    })
+  return guarded(bound.port, bound.address, (d, p, a) => send(d, p, a), () => s.close(), onError)
 }
+
+/**
+ * ICMP errors the kernel keeps on the socket for an earlier datagram (IP_RECVERR, which Bun sets on Linux) and
+ * hands to whatever send comes next: that send fails although its own destination is fine.
+ */
+export const UNREACHABLE_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN'])
+export const isUnreachable = (e: unknown) => UNREACHABLE_CODES.has((e as { code?: unknown } | null)?.code as string)
 
 /** The common part: a send that reports instead of throwing, and a close that runs once. */
 function guarded(port: number, address: string, send: UdpSocket['send'], close: () => void, onError: (e: Error) => void): UdpSocket {
@@ -105,6 +126,14 @@ function guarded(port: number, address: string, send: UdpSocket['send'], close: 
         send(data, p, a)
       } catch (e) {
         onError(e as Error)
+        if (!isUnreachable(e)) return
+        // The error was about an earlier datagram to somewhere else, and reporting it cleared it: this datagram
+        // was not sent yet (a dead STUN server asked first would otherwise cost the good one a retransmission).
+        try {
+          send(data, p, a)
+        } catch (again) {
+          onError(again as Error)
+        }
       }
     },
     close() {

@@ -7,7 +7,7 @@ import { lookup } from 'node:dns/promises'
 import { ATTR, BINDING_ERROR, decodeBindingResponse, decodeStun, encodeBindingRequest, getAttribute, newTransactionId, unmapIp, type AddrPort } from '../../shared/wire/stun.ts'
 import { LanrageError } from '../../shared/errors.ts'
 import { silentLogger, type Logger } from '../../shared/log.ts'
-import { openUdpSocket, type UdpSocket } from '../net/udp.ts'
+import { isUnreachable, openUdpSocket, type UdpSocket } from '../net/udp.ts'
 import { RFC8489_RETRANSMIT, retransmitSchedule, transactionStep, type RetransmitPolicy } from './transaction.ts'
 
 export class StunTimeoutError extends LanrageError {
@@ -19,6 +19,12 @@ export class StunTimeoutError extends LanrageError {
 export class StunErrorResponseError extends LanrageError {
   constructor(readonly server: string, readonly stunCode: number, reason: string) {
     super('STUN_ERROR_RESPONSE', `STUN server ${server} answered error ${stunCode}${reason ? ' ' + reason : ''}`, 502)
+  }
+}
+/** The kernel reported the server unreachable (ICMP port or host unreachable): nothing there answers STUN. */
+export class StunUnreachableError extends LanrageError {
+  constructor(readonly server: string, readonly reason: string) {
+    super('STUN_UNREACHABLE', `STUN server ${server} is unreachable (${reason === 'ECONNREFUSED' ? 'ECONNREFUSED: nothing listens on that port' : reason})`, 502)
   }
 }
 export class StunSocketError extends LanrageError {
@@ -56,7 +62,15 @@ interface Pending {
   reject: (e: Error) => void
   started: number
   timer?: ReturnType<typeof setTimeout>
+  /** A probe socket is asking this server alone whether it is unreachable (see onSocketError). */
+  probing?: boolean
 }
+
+/**
+ * How long a probe waits for the kernel's verdict: an ICMP error comes back within one round trip, and a
+ * live server's answer ends the probe sooner.
+ */
+const PROBE_MS = 2000
 
 const isIPv4 = (s: string) => /^\d{1,3}(\.\d{1,3}){3}$/.test(s)
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
@@ -78,6 +92,7 @@ export class StunClient {
     private readonly socket: UdpSocket,
     private readonly retransmit: RetransmitPolicy,
     private readonly log: Logger,
+    private readonly hostname: string,
   ) {}
 
   static async open(o: StunClientOptions = {}): Promise<StunClient> {
@@ -88,13 +103,13 @@ export class StunClient {
         hostname: o.hostname ?? '0.0.0.0',
         port: o.port ?? 0,
         onMessage: (data, port, address) => client?.onDatagram(data, port, address),
-        // ICMP errors (port unreachable...) and failed sends: the retransmissions carry on, the process lives.
-        onError: (err) => client?.log.debug('STUN socket error', { error: err }),
+        // ICMP errors (port unreachable...) and failed sends: never fatal; an unreachable server fails at once.
+        onError: (err) => client?.onSocketError(err),
       })
     } catch (e) {
       throw new StunSocketError(`cannot bind UDP ${o.hostname ?? '0.0.0.0'}:${o.port ?? 0}: ${(e as Error).message}`, { cause: e })
     }
-    client = new StunClient(socket, o.retransmit ?? RFC8489_RETRANSMIT, (o.log ?? silentLogger).child('stun'))
+    client = new StunClient(socket, o.retransmit ?? RFC8489_RETRANSMIT, (o.log ?? silentLogger).child('stun'), o.hostname ?? '0.0.0.0')
     return client
   }
 
@@ -127,6 +142,57 @@ export class StunClient {
       return
     }
     p.resolve({ server, mapped: { ...b.mapped, address: unmapIp(b.mapped.address) }, rttMs: Date.now() - p.started })
+  }
+
+  /**
+   * The kernel reports ICMP port/host unreachable on the socket (Bun on Linux: ECONNREFUSED and the like through
+   * the error handler, or from the next send) without saying which destination it was about, and every server
+   * is asked from this one socket. So each transaction still waiting asks its server once more from a socket of
+   * its own: an unreachable error there can only be about that server, which then fails at once instead of
+   * after the whole retransmission schedule (39.5 s with RFC 8489's defaults).
+   */
+  private onSocketError(err: Error): void {
+    this.log.debug('STUN socket error', { error: err, code: (err as { code?: string }).code })
+    if (!isUnreachable(err) || this.closed) return
+    for (const p of this.pending.values()) if (!p.probing) void this.probe(p)
+  }
+
+  private async probe(p: Pending): Promise<void> {
+    p.probing = true
+    const txid = newTransactionId()
+    const server = `${p.ip}:${p.port}`
+    let probe: UdpSocket | undefined
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const end = () => {
+      clearTimeout(timer)
+      probe?.close()
+      p.probing = false
+    }
+    try {
+      probe = await openUdpSocket({
+        hostname: this.hostname,
+        port: 0,
+        onMessage: (data, port, address) => {
+          const r = decodeStun(data)
+          // An answer from the server: it is alive, the error was about another destination.
+          if (r.ok && hex(r.message.transactionId) === hex(txid) && unmapIp(address) === p.ip && port === p.port) end()
+        },
+        onError: (e) => {
+          if (!isUnreachable(e)) return
+          end()
+          if (this.pending.get(p.key) !== p) return
+          this.finish(p)
+          p.reject(new StunUnreachableError(server, (e as { code?: string }).code ?? 'unreachable'))
+        },
+      })
+    } catch (e) {
+      this.log.debug('cannot open a STUN probe socket', { error: e as Error })
+      p.probing = false
+      return
+    }
+    if (this.pending.get(p.key) !== p) return end()
+    timer = setTimeout(end, PROBE_MS)
+    probe.send(encodeBindingRequest(txid), p.port, p.ip)
   }
 
   private finish(p: Pending) {
