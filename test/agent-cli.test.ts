@@ -13,16 +13,16 @@ describe('lanrage up / status / down without an agent', () => {
     const env = { LANRAGE_HOME: home() }
     for (const args of [[], ['--create', 'x', '--join', '0123456789ab']]) {
       const r = lanrage(['up', ...args], env)
-      expect(r.code).toBe(1)
-      expect(r.err).toContain('lanrage up: give exactly one of --create NAME or --join PARTY_ID (USAGE)')
+      expect(r.code).toBe(2)
+      expect(r.err).toContain('lanrage up: give exactly one of --create NAME or --join PARTY_ID\nSee: lanrage up --help')
     }
   })
 
   test('up refuses a malformed party id and interface name before touching anything', () => {
     const r = lanrage(['up', '--join', 'PARTY', '--interface', 'a/b'], { LANRAGE_HOME: home() })
     expect(r.code).toBe(2)
-    expect(r.err).toContain('--join: Expected string to match')
-    expect(r.err).toContain('--interface: Expected string to match')
+    expect(r.err).toContain('--join must be 12 hex digits (got "PARTY")')
+    expect(r.err).toContain('--interface must be 1 to 15 letters, digits, _ . or - (got "a/b")')
   })
 
   test('up refuses a bad --control list in one line, before creating a key', () => {

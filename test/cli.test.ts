@@ -34,7 +34,7 @@ describe('lanrage CLI', () => {
     expect(lanrage(['--version'])).toMatchObject({ code: 0, out: `${version}\n` })
     expect(JSON.parse(lanrage(['version', '--json']).out)).toEqual({ version, runtime: 'bun', runtime_version: Bun.version })
     expect(lanrage(['--help']).out).toMatch(/\n {2}version +print the version/)
-  })
+  }, 30_000)
 
   test.each(Object.keys(COMMANDS))('lanrage %s --help lists its options and the log options', (cmd) => {
     const r = lanrage([cmd, '--help'])
@@ -56,7 +56,7 @@ describe('lanrage CLI', () => {
     const env = lanrage([cmd], { LANRAGE_LOG_LEVEL: 'verbose' })
     expect(env.code).toBe(2)
     expect(env.err).toContain('LANRAGE_LOG_LEVEL must be one of debug, info, warn, error, silent (got "verbose")')
-  })
+  }, 30_000)
 
   test('bad option values are named in words with what is allowed, exit 2', () => {
     const r = lanrage(['settings', 'list', '--type', 'date'])
@@ -72,7 +72,7 @@ describe('lanrage CLI', () => {
     expect(up.err).toContain('--join must be 12 hex digits (got "XYZ")')
     expect(up.err).toContain('unknown option --directt-retry (did you mean --direct-retry?)')
     for (const out of [r.err, nat.err, up.err]) expect(out).not.toMatch(/Expected|union value/)
-  })
+  }, 30_000)
 
   test('usage errors are exit 2 in every command', () => {
     expect(lanrage(['up', '--control', 'http://127.0.0.1:9']).code).toBe(2) // neither --create nor --join
@@ -83,7 +83,7 @@ describe('lanrage CLI', () => {
     expect(lanrage(['version', 'extra']).code).toBe(2)
     expect(lanrage(['settings', 'frob']).err).toContain('expected get, set, list or delete (got "frob")')
     expect(lanrage(['nat', '--stun', 'a:b:c']).code).toBe(2)
-  })
+  }, 30_000)
 })
 
 describe('lanrage settings', () => {
@@ -99,7 +99,7 @@ describe('lanrage settings', () => {
     const gone = lanrage(['settings', 'get', 'relay.port'], env)
     expect(gone.code).toBe(1)
     expect(gone.err).toContain('no setting named "relay.port"')
-  })
+  }, 30_000)
   test('a value that does not fit its --type is refused (exit 2)', () => {
     const r = lanrage(['settings', 'set', 'x.y', 'abc', '--type', 'int', '--force'], env)
     expect(r.code).toBe(2)
@@ -125,7 +125,7 @@ describe('lanrage settings', () => {
     expect(typed.code).toBe(2)
     expect(typed.err).toContain('--type string does not fit')
     expect(lanrage(['settings', 'set', 'up.listen_port', '51820'], env).out).toBe('up.listen_port = 51820 (int)\n')
-  })
+  }, 30_000)
   test('a key no command reads is refused unless --force, with the key probably meant', () => {
     const typo = lanrage(['settings', 'set', 'relay.prot', '1'], env)
     expect(typo.code).toBe(2)
@@ -135,7 +135,7 @@ describe('lanrage settings', () => {
     expect(lanrage(['settings', 'set', 'status.json', 'true'], env).err).toContain('lanrage status reads no settings')
     expect(lanrage(['settings', 'get', 'relay.prot'], env).code).toBe(1)
     expect(lanrage(['settings', 'set', 'relay.prot', '1', '--force'], env).code).toBe(0)
-  })
+  }, 30_000)
   test('a server key without --db says which file the server reads, and writes nothing', () => {
     const r = lanrage(['settings', 'set', 'serve.port', '9000'], env)
     expect(r.code).toBe(2)
@@ -146,7 +146,7 @@ describe('lanrage settings', () => {
     expect(lanrage(['settings', '--db', db, 'set', 'serve.port', '9000'], env).code).toBe(0)
     expect(lanrage(['settings', '--db', db, 'set', 'control.relay_secret', 's3cret'], env).code).toBe(0)
     expect(lanrage(['settings', '--db', db, 'set', 'control.port', 'x'], env).code).toBe(2)
-  })
+  }, 30_000)
   test('--json is snake_case with ISO 8601 times, like the API', () => {
     expect(lanrage(['settings', 'set', 'relay.capacity', '7'], env).code).toBe(0)
     const row = JSON.parse(lanrage(['settings', 'get', 'relay.capacity', '--json'], env).out)
@@ -158,7 +158,7 @@ describe('lanrage settings', () => {
     const list = JSON.parse(lanrage(['settings', 'list', 'relay.cap', '--json'], env).out)
     expect(list).toEqual([{ key: 'relay.capacity', value: 8, type: 'int', updated_at: expect.stringMatching(/Z$/) }])
     expect(lanrage(['settings', 'delete', 'relay.capacity'], env).code).toBe(0)
-  })
+  }, 30_000)
 })
 
 describe('lanrage relay reads relay.* settings from $LANRAGE_HOME/settings.db', () => {

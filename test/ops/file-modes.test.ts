@@ -81,7 +81,7 @@ describe('$LANRAGE_HOME', () => {
 
   test('lanrage settings: an existing 0755 home and 0644 settings.db are tightened with a warning', async () => {
     const home = join(tempDir(), 'home')
-    expect((await runLanrage(['settings', 'set', 'a', '1'], { env: { LANRAGE_HOME: home } })).code).toBe(0)
+    expect((await runLanrage(['settings', 'set', 'a', '1', '--force'], { env: { LANRAGE_HOME: home } })).code).toBe(0)
     chmodSync(home, 0o755)
     chmodSync(join(home, 'settings.db'), 0o644)
     const r = await runLanrage(['settings', 'get', 'a'], { env: { LANRAGE_HOME: home } })
