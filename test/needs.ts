@@ -22,6 +22,7 @@ export const TOOLS = {
   conntrack: 'conntrack',
   setpriv: 'util-linux',
   openssl: 'openssl',
+  haproxy: 'haproxy',
 } as const
 export type Need = 'root' | keyof typeof TOOLS
 

@@ -74,9 +74,12 @@ process.once('exit', () => {
   for (const p of controlProcs) p.kill('SIGKILL')
 })
 
-/** `lanrage control` as a real process on 127.0.0.1:port with its own database; resolves once it answers GET /. */
-export async function startControlProcess(db: string, port: number) {
-  const proc = Bun.spawn([BIN, 'control', '--db', db, '--host', '127.0.0.1', '--port', String(port), '--register-rate-per-min', '1000'], {
+/**
+ * `lanrage control` as a real process on 127.0.0.1:port with its own database (`args` added; a flag given there
+ * wins over the defaults here); resolves once it answers GET /.
+ */
+export async function startControlProcess(db: string, port: number, args: string[] = []) {
+  const proc = Bun.spawn([BIN, 'control', '--db', db, '--host', '127.0.0.1', '--port', String(port), '--register-rate-per-min', '1000', ...args], {
     stdout: 'ignore',
     stderr: 'ignore',
     env: { ...process.env, LANRAGE_LOG_LEVEL: 'warn' },
