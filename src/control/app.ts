@@ -1,24 +1,64 @@
 /**
  * The control server's HTTP + WebSocket surface (Elysia). `createApp(deps)` builds the app without listening,
- * so tests and `lanrage serve` decide where it binds. Shapes: CONTRACTS.md "Control server HTTP".
+ * so tests and `lanrage serve` decide where it binds. Shapes: the schemas of src/shared/api.ts, served as OpenAPI at /openapi/json.
  * Route handlers only validate and translate; the rules live in ControlService.
  */
-import { openapi } from '@elysiajs/openapi'
 import { Elysia, t } from 'elysia'
 import pkg from '../../package.json'
 import type { Static } from '@sinclair/typebox'
-import { Endpoint, IpAddress, LiveSignalRequest, WS_BEARER_PREFIX, WS_CLOSE, WS_PROTOCOL, NatType, PartyId, PartyName, PeerEndpointInfo, PeerId, Port, Region, RelayId, type LiveMessage } from '../shared/api.ts'
+import * as api from '../shared/api.ts'
+import {
+  Bans,
+  Challenge,
+  ChallengeRequest,
+  CreatedParty,
+  CreatePartyRequest,
+  HeartbeatRequest,
+  JoinRequest,
+  Lifted,
+  LeaveAnswer,
+  LiveMessage,
+  LiveReply,
+  LiveRequest,
+  LiveSignalRequest,
+  MetricsText,
+  PartyAnswer,
+  PartyId,
+  PeerAnswer,
+  PeerEndpointInfo,
+  PeerId,
+  PeersAnswer,
+  RegisterRelayRequest,
+  RegisterRequest,
+  RelayHeartbeatRequest,
+  RelayId,
+  RelayOffer,
+  RelayRegistration,
+  Relays,
+  RelayTicketRequest,
+  Region,
+  Revoked,
+  SendSignalRequest,
+  ServiceStatus,
+  SignalAnswer,
+  SignalsAnswer,
+  StatusOk,
+  Token,
+  WS_BEARER_PREFIX,
+  WS_CLOSE,
+  WS_PROTOCOL,
+} from '../shared/api.ts'
+import { apiPage } from './api-page.ts'
 import { ControlError, errorPlugin, methodTable, schemaError } from './errors.ts'
+import { errorAnswers, openApiDocument, type RouteDoc, type RouteLike } from './openapi.ts'
 import { Metrics } from './metrics.ts'
 import { clientAddress, proxyTrust } from './proxy.ts'
 import { ControlService, type ControlDeps } from './service.ts'
 import type { LiveSocket } from './hub.ts'
 
-// ---- request schemas (snake_case JSON; the shared ones come from src/shared/api.ts, which clients validate with too)
-const Key = t.String({ maxLength: 64, description: 'standard base64 of 32 bytes' })
+// Path parameters. Bodies and answers are the shared schemas of src/shared/api.ts, which clients validate with too.
 const PartyParams = t.Object({ party_id: PartyId })
 const PeerParams = t.Object({ party_id: PartyId, peer_id: PeerId })
-const SignalType = t.String({ minLength: 1, maxLength: 32, pattern: '^[a-z0-9_.-]+$' })
 
 /**
  * Reads a request body as text, within `timeoutMs` (else 408: a body that trickles in would hold the connection
@@ -55,7 +95,33 @@ async function readAll(request: Request, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
-const doc = (tag: string, summary: string) => ({ tags: [tag], summary })
+const doc = (tag: string, operationId: string, summary: string, description?: string): RouteDoc => ({ tags: [tag], operationId, summary, ...(description ? { description } : {}) })
+// Error answers a route gives beyond those every route of its kind gives (see implicitErrors).
+const MEMBER = { 403: ['NOT_A_MEMBER'], 404: ['PARTY_NOT_FOUND'] }
+const SELF = { 403: ['NOT_A_MEMBER', 'NOT_YOURSELF'], 404: ['PARTY_NOT_FOUND', 'PEER_NOT_FOUND'] }
+const HOST = { 403: ['NOT_A_MEMBER', 'NOT_HOST'], 404: ['PARTY_NOT_FOUND'] }
+
+/**
+ * The error answers every route of a kind may give, for the document: the credential check (401), path and
+ * query validation (400), body parsing (400, for every method that can carry a body) and validation (422), the
+ * body size limit (413, any request), and an unexpected failure (500, logged).
+ */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+function implicitErrors(route: RouteLike): Record<number, string[]> {
+  const out: Record<number, string[]> = {}
+  const add = (status: number, ...codes: string[]) => void (out[status] = [...(out[status] ?? []), ...codes])
+  const security = (route.hooks.detail as RouteDoc | undefined)?.security?.[0]
+  if (security && 'relaySecret' in security) add(401, 'RELAY_SECRET_REQUIRED', 'INVALID_RELAY_SECRET')
+  else if (security) add(401, 'UNAUTHORIZED', 'INVALID_TOKEN', 'TOKEN_EXPIRED')
+  if (route.hooks.params || route.hooks.query) add(400, 'VALIDATION')
+  // Any body is parsed as JSON, also on a route that does not read it (onParse runs for every body).
+  if (route.hooks.body || BODY_METHODS.has(route.method)) add(400, 'INVALID_JSON')
+  if (route.hooks.body) add(422, 'VALIDATION')
+  if (route.method === 'WS') add(426, 'UPGRADE_REQUIRED')
+  else add(413, 'PAYLOAD_TOO_LARGE')
+  add(500, 'INTERNAL')
+  return out
+}
 
 /**
  * The token a WebSocket client passed as subprotocols (`Sec-WebSocket-Protocol: lanrage, bearer.<token>`): what
@@ -68,6 +134,58 @@ function protocolToken(header: string | null): string | undefined {
   if (!offered.includes(WS_PROTOCOL)) return undefined
   return offered.find((p) => p.startsWith(WS_BEARER_PREFIX))?.slice(WS_BEARER_PREFIX.length) || undefined
 }
+
+const TITLE = 'LANrage control server'
+
+/** The OpenAPI document of the app's routes (served at /openapi/json). */
+export function apiDocument(routes: readonly RouteLike[]) {
+  return openApiDocument(routes, {
+    info: { title: TITLE, version: pkg.version, description: API_DESCRIPTION },
+    servers: [{ url: '/', description: 'the server that serves this document' }],
+    tags: [
+      { name: 'service', description: 'Status, liveness, metrics and this document' },
+      { name: 'auth', description: 'Registration by proof of a WireGuard key, bearer tokens' },
+      { name: 'parties', description: 'Parties, their members and bans' },
+      { name: 'signals', description: 'Hole-punch coordination and relay offers between members' },
+      { name: 'relays', description: 'Relay tickets for members, and the relay registry (relays authenticate with X-Relay-Secret)' },
+      { name: 'live', description: 'Live updates over a WebSocket' },
+    ],
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer', description: 'the token from POST /auth/register (or /auth/refresh)' },
+      relaySecret: { type: 'apiKey', in: 'header', name: 'X-Relay-Secret', description: 'the secret shared by the control server and its relays (--relay-secret-file)' },
+      wsProtocol: {
+        type: 'apiKey',
+        in: 'header',
+        name: 'Sec-WebSocket-Protocol',
+        description: `the bearer token as a WebSocket subprotocol: "${WS_PROTOCOL}, ${WS_BEARER_PREFIX}<token>" (browsers can send it; the server answers "${WS_PROTOCOL}")`,
+      },
+      wsQuery: { type: 'apiKey', in: 'query', name: 'token', description: 'the bearer token in the URL (it then shows in URLs and access logs: prefer the subprotocol)' },
+    },
+    components: api,
+    implicitErrors,
+  })
+}
+
+const API_DESCRIPTION = `The control plane of LANrage, a zero-config gaming VPN: peers register by proving their WireGuard key, create and
+join parties, learn each other's endpoints, coordinate hole punching and get relay tickets.
+
+JSON in snake_case, timestamps ISO 8601, keys standard base64 of 32 bytes (as \`wg\` prints them). Request bodies are
+read as JSON whatever their Content-Type.
+
+**Errors** are \`{"error": {"code": "SOME_CODE", "message": "what is wrong"}}\` (ApiError). Each response lists the
+codes it may carry (also as \`x-error-codes\`). Any path: 404 \`NOT_FOUND\` for an unknown route, 405
+\`METHOD_NOT_ALLOWED\` (with \`Allow\`) for a wrong method on a known path.
+
+**Registration**: POST /auth/challenge with your public key, then POST /auth/register with
+proof = base64(HMAC-SHA256(key = X25519(your private key, server_public_key), message = the 32 challenge bytes)).
+The token authenticates every other route (\`Authorization: Bearer <token>\`); peer_id = the first 16 hex digits of
+SHA-256(public key).
+
+**Relays**: POST /parties/{party_id}/relay answers one side of a relay session (RelayOffer); the other member gets the
+other side as a \`relay_offer\` signal. The ticket names both members' WireGuard keys as they registered them: the relay
+forwards a side's WireGuard handshakes only when their mac1 is valid for the other side's key.
+
+**Live updates**: GET /ws is a WebSocket (see its operation; the messages are LiveMessage, LiveRequest and LiveReply).`
 
 export interface Control {
   app: ReturnType<typeof buildApp>
@@ -103,6 +221,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
   let authRoutes: Map<string, 'bearer' | 'relaySecret'> | undefined
   const relayCaller = (request: Request) => svc.checkRelaySecret(request.headers.get('x-relay-secret'))
   let methodsFor: (path: string) => string[] = () => []
+  let allRoutes: () => readonly RouteLike[] = () => []
   // Behind a reverse proxy every request comes from the proxy: the client is what our proxies appended to
   // X-Forwarded-For, read from the right (src/control/proxy.ts); what the client wrote itself is never taken.
   const trust = proxyTrust(config)
@@ -158,27 +277,20 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
       const status = typeof set.status === 'number' ? set.status : 200
       metrics.observe(request.method, route || 'unmatched', status, t0 === undefined ? 0 : (performance.now() - t0) / 1000)
     })
-    .use(
-      openapi({
-        path: '/openapi',
-        documentation: {
-          info: { title: 'LANrage control server', version: pkg.version, description: 'Errors: {"error": {"code", "message"}} with a 4xx status.' },
-          components: {
-            securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, relaySecret: { type: 'apiKey', in: 'header', name: 'X-Relay-Secret' } },
-          },
-        },
-      }),
-    )
+    .use(apiPage(TITLE, () => apiDocument(allRoutes())))
 
     // ---- service
-    .get('/', () => ({ service: 'lanrage-control', version: pkg.version, status: 'ok', ...svc.stats() }), { detail: doc('service', 'Service status with counts') })
+    .get('/', () => ({ service: 'lanrage-control' as const, version: pkg.version, status: 'ok' as const, ...svc.stats() }), {
+      response: { 200: ServiceStatus },
+      detail: doc('service', 'getStatus', 'Service status with counts'),
+    })
     .get(
       '/health',
       () => {
         svc.repo.countRelays() // touches the database: a broken file answers 500, not "ok"
-        return { status: 'ok' }
+        return { status: 'ok' as const }
       },
-      { detail: doc('service', 'Liveness (touches the database)') },
+      { response: { 200: StatusOk }, detail: doc('service', 'getHealth', 'Liveness (touches the database)') },
     )
     .get(
       '/metrics',
@@ -192,7 +304,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
           lanrage_ws_clients: { help: 'Open WebSocket connections.', value: s.ws_clients },
         })
       },
-      { detail: doc('service', 'Prometheus metrics') },
+      { response: { 200: MetricsText }, detail: doc('service', 'getMetrics', 'Prometheus metrics') },
     )
 
     // ---- auth
@@ -202,7 +314,11 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         svc.checkRate(clientIp(server, request))
         return svc.challenge(body.public_key)
       },
-      { body: t.Object({ public_key: Key }), detail: doc('auth', 'Ask for a registration challenge') },
+      {
+        body: ChallengeRequest,
+        response: { 200: Challenge, ...errorAnswers({ 422: ['INVALID_KEY'], 429: ['RATE_LIMITED'] }) },
+        detail: doc('auth', 'createChallenge', 'Ask for a registration challenge', 'Rate limited per source address (--register-rate-per-min, with challenges and registrations together).'),
+      },
     )
     .post(
       '/auth/register',
@@ -211,12 +327,24 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         return svc.register(body)
       },
       {
-        body: t.Object({ public_key: Key, challenge: t.String({ maxLength: 64 }), proof: t.String({ maxLength: 64 }) }),
-        detail: doc('auth', 'Prove the private key (HMAC over the challenge), get a bearer token'),
+        body: RegisterRequest,
+        response: {
+          200: Token,
+          ...errorAnswers({ 401: ['INVALID_CHALLENGE', 'CHALLENGE_EXPIRED', 'INVALID_PROOF'], 422: ['INVALID_KEY', 'INVALID_PROOF'], 429: ['RATE_LIMITED'] }),
+        },
+        detail: doc('auth', 'register', 'Prove the private key (HMAC over the challenge), get a bearer token'),
       },
     )
-    .post('/auth/refresh', ({ request }) => svc.refresh(request.headers.get('authorization')), { bearer: true, detail: doc('auth', 'New token; the presented one is revoked') })
-    .post('/auth/revoke', ({ request }) => svc.revoke(request.headers.get('authorization')), { bearer: true, detail: doc('auth', 'Revoke the presented token') })
+    .post('/auth/refresh', ({ request }) => svc.refresh(request.headers.get('authorization')), {
+      bearer: true,
+      response: { 200: Token },
+      detail: doc('auth', 'refreshToken', 'New token; the presented one is revoked', 'WebSockets opened with the old token are closed (4001 "token refreshed").'),
+    })
+    .post('/auth/revoke', ({ request }) => svc.revoke(request.headers.get('authorization')), {
+      bearer: true,
+      response: { 200: Revoked },
+      detail: doc('auth', 'revokeToken', 'Revoke the presented token', 'WebSockets opened with it are closed (4001 "token revoked").'),
+    })
 
     // ---- parties
     .post(
@@ -227,54 +355,72 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         return out
       },
       {
-        body: t.Object({
-          name: PartyName,
-          password: t.Optional(t.String({ minLength: 1, maxLength: 128 })),
-          max_peers: t.Optional(t.Integer({ minimum: 2 })),
-          host_peer_info: t.Optional(PeerEndpointInfo),
-        }),
-        bearer: true, detail: doc('parties', 'Create a party; the caller is its host at .0.1'),
+        body: CreatePartyRequest,
+        response: { 201: CreatedParty, ...errorAnswers({ 409: ['TOO_MANY_PARTIES'], 422: ['VALIDATION'], 429: ['BUSY'] }) },
+        bearer: true,
+        detail: doc('parties', 'createParty', 'Create a party; the caller is its host at .0.1'),
       },
     )
     .post('/parties/:party_id/join', ({ body, params, peerId }) => svc.joinParty(peerId, params.party_id, body ?? {}), {
       params: PartyParams,
-      body: t.Optional(t.Object({ password: t.Optional(t.String({ maxLength: 128 })), peer_info: t.Optional(PeerEndpointInfo) })),
-      bearer: true, detail: doc('parties', 'Join (or rejoin, keeping the address)'),
+      body: t.Optional(JoinRequest),
+      response: {
+        200: PartyAnswer,
+        ...errorAnswers({ 403: ['BANNED', 'WRONG_PASSWORD'], 404: ['PARTY_NOT_FOUND'], 409: ['PARTY_FULL', 'SUBNET_FULL'], 429: ['RATE_LIMITED', 'BUSY'] }),
+      },
+      bearer: true,
+      detail: doc('parties', 'joinParty', 'Join (or rejoin, keeping the address)', 'A member joining again updates what it reports (peer_info) and changes nothing else.'),
     })
     .get('/parties/:party_id', ({ params, peerId }) => svc.getParty(peerId, params.party_id), {
       params: PartyParams,
-      bearer: true, detail: doc('parties', 'A party with its members (members only)'),
+      response: { 200: PartyAnswer, ...errorAnswers(MEMBER) },
+      bearer: true,
+      detail: doc('parties', 'getParty', 'A party with its members (members only)'),
     })
     .get('/parties/:party_id/peers', ({ params, peerId }) => svc.getPeers(peerId, params.party_id), {
       params: PartyParams,
-      bearer: true, detail: doc('parties', 'The members (members only)'),
+      response: { 200: PeersAnswer, ...errorAnswers(MEMBER) },
+      bearer: true,
+      detail: doc('parties', 'listPeers', 'The members (members only)'),
     })
     .get('/parties/:party_id/peers/:peer_id', ({ params, peerId }) => svc.getPeer(peerId, params.party_id, params.peer_id), {
       params: PeerParams,
-      bearer: true, detail: doc('parties', 'One member (members only)'),
+      response: { 200: PeerAnswer, ...errorAnswers({ 403: ['NOT_A_MEMBER'], 404: ['PARTY_NOT_FOUND', 'PEER_NOT_FOUND'] }) },
+      bearer: true,
+      detail: doc('parties', 'getPeer', 'One member (members only)'),
     })
     .post('/parties/:party_id/peers/:peer_id/heartbeat', ({ params, body, peerId }) => svc.heartbeat(peerId, params.party_id, params.peer_id, body ?? undefined), {
       params: PeerParams,
-      body: t.Optional(t.Object({ public_endpoint: t.Optional(t.Union([Endpoint, t.Null()])), nat_type: t.Optional(NatType) })),
-      bearer: true, detail: doc('parties', 'Keep one’s own membership alive'),
+      body: t.Optional(HeartbeatRequest),
+      response: { 200: StatusOk, ...errorAnswers(SELF) },
+      bearer: true,
+      detail: doc('parties', 'heartbeat', 'Keep one’s own membership alive', 'Memory only, unless the endpoint or NAT type changed. 404 PEER_NOT_FOUND once the caller left, was removed or timed out: join again.'),
     })
     .patch('/parties/:party_id/peers/:peer_id', ({ params, body, peerId }) => svc.updatePeer(peerId, params.party_id, params.peer_id, body), {
       params: PeerParams,
       body: PeerEndpointInfo,
-      bearer: true, detail: doc('parties', 'Update one’s own endpoints and NAT type'),
+      response: { 200: PeerAnswer, ...errorAnswers(SELF) },
+      bearer: true,
+      detail: doc('parties', 'updatePeer', 'Update one’s own endpoints and NAT type'),
     })
     .delete('/parties/:party_id/peers/:peer_id', ({ params, peerId }) => svc.leave(peerId, params.party_id, params.peer_id), {
       params: PeerParams,
-      bearer: true, detail: doc('parties', 'Leave, or (host) remove a member'),
+      response: { 200: LeaveAnswer, ...errorAnswers({ 403: ['NOT_A_MEMBER', 'NOT_HOST'], 404: ['PARTY_NOT_FOUND', 'PEER_NOT_FOUND'] }) },
+      bearer: true,
+      detail: doc('parties', 'leaveParty', 'Leave, or (host) remove a member', 'A member the host removes is banned until the host lifts it. The host leaving ends the party.'),
     })
 
     .get('/parties/:party_id/bans', ({ params, peerId }) => svc.listBans(peerId, params.party_id), {
       params: PartyParams,
-      bearer: true, detail: doc('parties', 'Peers the host removed (host only)'),
+      response: { 200: Bans, ...errorAnswers(HOST) },
+      bearer: true,
+      detail: doc('parties', 'listBans', 'Peers the host removed (host only)'),
     })
     .delete('/parties/:party_id/bans/:peer_id', ({ params, peerId }) => svc.liftBan(peerId, params.party_id, params.peer_id), {
       params: PeerParams,
-      bearer: true, detail: doc('parties', 'Let a removed peer join again (host only)'),
+      response: { 200: Lifted, ...errorAnswers({ 403: ['NOT_A_MEMBER', 'NOT_HOST'], 404: ['PARTY_NOT_FOUND', 'BAN_NOT_FOUND'] }) },
+      bearer: true,
+      detail: doc('parties', 'liftBan', 'Let a removed peer join again (host only)'),
     })
 
     // ---- signals
@@ -287,69 +433,80 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
       },
       {
         params: PartyParams,
-        body: t.Object({ to_peer_id: PeerId, type: SignalType, data: t.Optional(t.Unknown()) }),
-        bearer: true, detail: doc('signals', 'Send a signal to another member'),
+        body: SendSignalRequest,
+        response: { 201: SignalAnswer, ...errorAnswers({ 403: ['NOT_A_MEMBER'], 404: ['PARTY_NOT_FOUND', 'PEER_NOT_FOUND'] }) },
+        bearer: true,
+        detail: doc(
+          'signals',
+          'sendSignal',
+          'Send a signal to another member',
+          'Pushed over the recipient’s WebSocket, else queued for GET. Members send `punch` only, data `{at, endpoint?}` (PunchInput): ' +
+            '`endpoint` is always the sender’s own public endpoint as the server knows it (filled in when left out; any other address is 422).',
+        ),
       },
     )
     .get('/parties/:party_id/signals', ({ params, peerId }) => svc.drainSignals(peerId, params.party_id), {
       params: PartyParams,
-      bearer: true, detail: doc('signals', 'Drain one’s queued signals'),
+      response: { 200: SignalsAnswer, ...errorAnswers(MEMBER) },
+      bearer: true,
+      detail: doc('signals', 'drainSignals', 'Drain one’s queued signals', 'For clients without a WebSocket: the queue is bounded (--signal-queue-max) and expires (--signal-ttl-s).'),
     })
 
     // ---- relay tickets
-    .post(
-      '/parties/:party_id/relay',
-      ({ params, body, peerId }) => svc.relayTickets(peerId, params.party_id, body),
-      {
-        params: PartyParams,
-        body: t.Object({ peer_id: PeerId, region: t.Optional(Region) }),
-        bearer: true, detail: doc('relays', 'Relay tickets for a pair of members'),
-      },
-    )
+    .post('/parties/:party_id/relay', ({ params, body, peerId }) => svc.relayTickets(peerId, params.party_id, body), {
+      params: PartyParams,
+      body: RelayTicketRequest,
+      response: { 200: RelayOffer, ...errorAnswers({ ...MEMBER, 404: ['PARTY_NOT_FOUND', 'PEER_NOT_FOUND'], 422: ['VALIDATION'], 429: ['TOO_MANY_RELAY_SESSIONS'], 503: ['NO_RELAY'] }) },
+      bearer: true,
+      detail: doc(
+        'relays',
+        'requestRelay',
+        'Relay tickets for a pair of members',
+        'Answers side "a" of a relay session with `peer_id`; that member gets side "b" as a `relay_offer` signal (RelayOffer). ' +
+          'One session per pair of members: a new one replaces the pair’s previous one.',
+      ),
+    })
 
     // ---- relay registry (relay secret, never a peer token)
-    .post(
-      '/relays',
-      ({ body }) => svc.registerRelay(body),
-      {
-        body: t.Object({
-          relay_id: RelayId,
-          // Clients are sent to this address as is: a unicast address, never 0.0.0.0 (nor the request's Host).
-          public_ip: IpAddress,
-          port: Port,
-          stun_alt_port: t.Optional(t.Union([Port, t.Null()])),
-          region: Region,
-          capacity: t.Integer({ minimum: 0 }),
-          load: t.Number({ minimum: 0 }),
-          ports: t.String({ pattern: '^\\d{1,5}-\\d{1,5}$' }),
-          sessions: t.Optional(t.Integer({ minimum: 0 })),
-        }),
-        relaySecret: true, detail: doc('relays', 'Register a relay (X-Relay-Secret)'),
-      },
-    )
-    .post(
-      '/relays/:relay_id/heartbeat',
-      ({ params, body }) => svc.relayHeartbeat(params.relay_id, body),
-      {
-        params: t.Object({ relay_id: RelayId }),
-        body: t.Object({ load: t.Number({ minimum: 0 }), sessions: t.Optional(t.Integer({ minimum: 0 })) }),
-        relaySecret: true, detail: doc('relays', 'Relay load report (X-Relay-Secret)'),
-      },
-    )
-    .get(
-      '/relays',
-      () => svc.listRelays(undefined),
-      { bearer: true, detail: doc('relays', 'Registered relays') },
-    )
-    .get(
-      '/relays/:region',
-      ({ params }) => svc.listRelays(params.region),
-      { params: t.Object({ region: Region }), bearer: true, detail: doc('relays', 'Registered relays in one region') },
-    )
+    .post('/relays', ({ body }) => svc.registerRelay(body), {
+      body: RegisterRelayRequest,
+      response: { 200: RelayRegistration },
+      relaySecret: true,
+      detail: doc('relays', 'registerRelay', 'Register a relay (X-Relay-Secret)', 'An upsert by relay_id; answers the key relay tickets are signed with.'),
+    })
+    .post('/relays/:relay_id/heartbeat', ({ params, body }) => svc.relayHeartbeat(params.relay_id, body), {
+      params: t.Object({ relay_id: RelayId }),
+      body: RelayHeartbeatRequest,
+      response: { 200: StatusOk, ...errorAnswers({ 404: ['RELAY_NOT_FOUND'] }) },
+      relaySecret: true,
+      detail: doc('relays', 'relayHeartbeat', 'Relay load report (X-Relay-Secret)', '404 RELAY_NOT_FOUND after the relay was dropped: register again.'),
+    })
+    .get('/relays', () => svc.listRelays(undefined), { response: { 200: Relays }, bearer: true, detail: doc('relays', 'listRelays', 'Registered relays') })
+    .get('/relays/:region', ({ params }) => svc.listRelays(params.region), {
+      params: t.Object({ region: Region }),
+      response: { 200: Relays },
+      bearer: true,
+      detail: doc('relays', 'listRelaysInRegion', 'Registered relays in one region'),
+    })
 
     // ---- live updates
     .ws('/ws', {
-      query: t.Object({ token: t.Optional(t.String()) }),
+      query: t.Object({ token: t.Optional(t.String({ description: 'the bearer token, when neither the header nor the subprotocol can carry it (it then shows in URLs and logs)' })) }),
+      detail: {
+        ...doc(
+          'live',
+          'connectLive',
+          'Live updates and signalling (WebSocket)',
+          'Upgrade to a WebSocket (RFC 6455) with the bearer token in `Authorization`, in `Sec-WebSocket-Protocol: lanrage, bearer.<token>` ' +
+            '(the server answers `lanrage`), or as `?token=`. The server sends `hello`, then `peer_joined`, `peer_updated`, `peer_left`, ' +
+            '`party_deleted` and `signal` events for every party of the caller (LiveMessage); the client may send `{"type":"ping"}` and ' +
+            '`{"type":"signal", party_id, to_peer_id, signal_type, data}` (LiveRequest), answered with `pong`, `signal_sent` or `error` (LiveReply). ' +
+            `Close codes: ${WS_CLOSE.UNAUTHORIZED} (token revoked, refreshed or expired: register or refresh, then reconnect), ` +
+            `${WS_CLOSE.TOO_MANY_SOCKETS} (more sockets than --max-sockets-per-token: the oldest is closed). A GET without the upgrade is 426.`,
+        ),
+        security: [{ bearer: [] }, { wsProtocol: [] }, { wsQuery: [] }],
+        websocket: { client: LiveRequest, server: [LiveMessage, LiveReply] },
+      } satisfies RouteDoc,
       beforeHandle({ request, query, set }) {
         const offered = protocolToken(request.headers.get('sec-websocket-protocol'))
         svc.authenticate(request.headers.get('authorization'), offered ?? query.token)
@@ -420,5 +577,6 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
     if (security) authRoutes.set(`${r.method} ${r.path}`, 'relaySecret' in security ? 'relaySecret' : 'bearer')
   }
   methodsFor = methodTable(app.routes)
+  allRoutes = () => app.routes
   return app
 }

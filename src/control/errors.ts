@@ -1,11 +1,11 @@
 /**
- * The control server's errors and its one error plugin (STYLE.md §2.3). Every failure leaves as
+ * The control server's errors and its one error plugin. Every failure leaves as
  * `{"error": {"code", "message"}}` with a 4xx status naming what is wrong; anything unexpected is logged and
  * answered with a bare 500 INTERNAL (never a stack trace).
  */
 import type { TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { Elysia, t } from 'elysia'
+import { Elysia } from 'elysia'
 import { LanrageError } from '../shared/errors.ts'
 import type { Logger } from '../shared/log.ts'
 
@@ -27,8 +27,6 @@ export const unauthorized = (message: string, code = 'UNAUTHORIZED') => new Cont
 export const forbidden = (code: string, message: string) => new ControlError(code, message, 403)
 export const notFound = (code: string, message: string) => new ControlError(code, message, 404)
 export const conflict = (code: string, message: string) => new ControlError(code, message, 409)
-
-export const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) })
 
 const body = (code: string, message: string) => ({ error: { code, message } })
 
@@ -138,6 +136,12 @@ export function errorPlugin(log: Logger, methodsFor: (path: string) => string[] 
         case 'VALIDATION': {
           // Path parameters and queries that do not fit are "bad request"; bodies of the wrong shape are 422.
           const type = (error as { type?: string }).type
+          if (type === 'response') {
+            // An answer that does not fit its own documented schema is the server's bug, not the client's.
+            log.error('response does not match its schema', { path: new URL(request.url).pathname, detail: validationMessage(error) })
+            set.status = 500
+            return body('INTERNAL', 'internal server error')
+          }
           set.status = type === 'body' ? 422 : 400
           return body('VALIDATION', validationMessage(error))
         }

@@ -28,10 +28,10 @@ import {
   type PeerEndpointInfo,
   type PeerInfo,
   type PeerLeftReason,
+  type KnownSignal,
   type PunchData,
   type RelayInfo,
   type RelayOffer,
-  type Signal,
 } from '../shared/api.ts'
 import type { Clock } from '../shared/clock.ts'
 import type { Logger } from '../shared/log.ts'
@@ -601,8 +601,9 @@ export class ControlService {
 
   // ------------------------------------------------------------------ signals
 
-  private signalJson(s: SignalRow): Signal {
-    return { id: s.id, party_id: s.partyId, from_peer_id: s.fromPeerId, to_peer_id: s.toPeerId, type: s.type, data: s.data, created_at: iso(s.createdAt) }
+  /** Only this service writes signals (punch data it checked, relay offers it built): each is a KnownSignal. */
+  private signalJson(s: SignalRow): KnownSignal {
+    return { id: s.id, party_id: s.partyId, from_peer_id: s.fromPeerId, to_peer_id: s.toPeerId, type: s.type, data: s.data, created_at: iso(s.createdAt) } as KnownSignal
   }
 
   /**
@@ -637,7 +638,7 @@ export class ControlService {
     return { at: punch.at, endpoint: own } satisfies PunchData
   }
 
-  private deliverSignal(partyId: string, from: string, to: string, type: string, data: unknown): Signal {
+  private deliverSignal(partyId: string, from: string, to: string, type: string, data: unknown): KnownSignal {
     const now = this.clock.now()
     const row: SignalRow = { id: randomHex(8), partyId, fromPeerId: from, toPeerId: to, type, data, createdAt: now, expiresAt: now + this.config.signalTtlS * 1000 }
     const signal = this.signalJson(row)

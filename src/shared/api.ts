@@ -6,15 +6,18 @@
  *
  * Each schema and its type share one name (`PeerInfo` is both), so `import type { PeerInfo }` keeps working.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox'
 
 // ------------------------------------------------------------------ scalars
 
 /** NAT type names from the seed (RFC 3489 vocabulary; `symmetric` = mapping varies by destination). */
 export const NAT_TYPES = ['open', 'full_cone', 'restricted_cone', 'port_restricted_cone', 'symmetric', 'unknown'] as const
+/** A union of string literals typed as a tuple, so that every consumer (Elysia's inference too) sees each literal. */
+const literals = <const T extends readonly string[]>(xs: T) =>
+  Type.Union(xs.map((x) => Type.Literal(x)) as unknown as { -readonly [K in keyof T]: TLiteral<T[K]> }) as TUnion<{ -readonly [K in keyof T]: TLiteral<T[K]> }>
 // One literal per name rather than an enum schema: an enum carries a default, and a validator that fills defaults
 // would turn a missing nat_type into "open".
-export const NatType = Type.Union(NAT_TYPES.map((n) => Type.Literal(n)))
+export const NatType = literals(NAT_TYPES)
 export type NatType = (typeof NAT_TYPES)[number]
 
 /** A WireGuard/X25519 public key: standard base64 of exactly 32 bytes (44 characters, the last data digit's padding bits zero). */
@@ -143,17 +146,38 @@ export const RelayInfo = Type.Object({
 })
 export type RelayInfo = Static<typeof RelayInfo>
 
-/** `POST /parties/{id}/relay` answer; the other member gets the same shape (side "b") as a `relay_offer` signal's data. */
-export const RelayOffer = Type.Object({
-  session_id: SessionId,
-  side: Type.Union([Type.Literal('a'), Type.Literal('b')]),
-  /** base64url ticket bytes, no padding (src/shared/wire/ticket.ts) */
-  ticket: Type.String({ pattern: '^[A-Za-z0-9_-]+$', maxLength: 512 }),
-  expires_at: Timestamp,
-  relay: Type.Object({ relay_id: RelayId, public_ip: IpAddress, port: Port, region: Region }),
-  /** the member at the other end of the session */
-  peer_id: PeerId,
-})
+/**
+ * `POST /parties/{id}/relay` answer (side "a", for the member who asked); the other member gets the same shape
+ * with side "b" as the data of a `relay_offer` signal. Each side sends its ticket in an ALLOCATE to
+ * `relay.public_ip:relay.port` and learns its own session port on the relay; it then points WireGuard's endpoint
+ * for the other member at `relay.public_ip:<that port>`.
+ */
+export const RelayOffer = Type.Object(
+  {
+    session_id: Type.String({ ...SessionId, description: 'the relay session (32 lowercase hex digits), the same in both sides\' offers' }),
+    side: Type.Union([Type.Literal('a'), Type.Literal('b')], {
+      description: '"a": the member who asked for the session; "b": the other member (its relay_offer signal). Each side gets its own UDP port on the relay',
+    }),
+    ticket: Type.String({
+      pattern: '^[A-Za-z0-9_-]+$',
+      maxLength: 512,
+      description:
+        'the 164-byte ticket the control server signed for this side, base64url without padding (RFC 4648 §5). Bytes: version (1), ' +
+        'side (0 = a, 1 = b), session id (16), relay id (8), party id (6), the holder\'s WireGuard public key (32), the other side\'s ' +
+        'WireGuard public key (32), not-after (unix seconds, 4, big endian), Ed25519 signature over the first 100 bytes (RFC 8032, 64; ' +
+        'the key is the ticket_public_key a relay gets when it registers). Both keys are the keys the two members registered with ' +
+        '(POST /auth/register): the relay accepts WireGuard handshake messages from this side only when their mac1 is valid for the ' +
+        'other side\'s key (WireGuard §5.4.4), so each member must run WireGuard with the key it registered',
+    }),
+    expires_at: Type.String({ ...Timestamp, description: 'when the ticket expires (ISO 8601); ALLOCATE with it fails afterwards' }),
+    relay: Type.Object(
+      { relay_id: RelayId, public_ip: IpAddress, port: Port, region: Region },
+      { description: 'the relay that accepts the ticket: send the ALLOCATE to public_ip:port (its main UDP port)' },
+    ),
+    peer_id: Type.String({ ...PeerId, description: 'the member at the other end of the session' }),
+  },
+  { description: 'One side of a relay session: the ticket to present to the relay and where to present it.' },
+)
 export type RelayOffer = Static<typeof RelayOffer>
 
 // ------------------------------------------------------------------ signals
@@ -186,7 +210,7 @@ export const Signal = Type.Object({
   from_peer_id: PeerId,
   to_peer_id: PeerId,
   type: Type.String({ maxLength: 32 }),
-  data: Type.Unknown(),
+  data: Type.Unknown({ description: 'follows the type: PunchData for punch, RelayOffer for relay_offer (see KnownSignal)' }),
   created_at: Timestamp,
 })
 export type Signal = Static<typeof Signal>
@@ -194,6 +218,134 @@ const signalOf = <K extends SignalType>(type: K) => Type.Object({ ...Signal.prop
 /** A signal whose data matches its type: what a client may act on. */
 export const KnownSignal = Type.Union([signalOf('punch'), signalOf('relay_offer')])
 export type KnownSignal = Static<typeof KnownSignal>
+
+// ------------------------------------------------------------------ HTTP requests and answers
+
+// Descriptions of request fields with a pattern finish the sentence "must be ...": validation errors quote them.
+
+/**
+ * Every error answer: `{"error": {"code", "message"}}`. `code` is stable SCREAMING_SNAKE for programs to branch
+ * on, `message` says in words what is wrong (naming the field for validation errors).
+ */
+export const ApiError = Type.Object(
+  { error: Type.Object({ code: Type.String({ pattern: '^[A-Z][A-Z0-9_]*$' }), message: Type.String() }) },
+  { description: 'An error: a stable code and a sentence naming what is wrong' },
+)
+export type ApiError = Static<typeof ApiError>
+
+const status = <T extends string>(value: T) => Type.Object({ status: Type.Literal(value) })
+
+/** `GET /` */
+export const ServiceStatus = Type.Object({
+  service: Type.Literal('lanrage-control'),
+  version: Type.String(),
+  status: Type.Literal('ok'),
+  parties: Type.Integer({ minimum: 0, description: 'parties with at least one member' }),
+  peers: Type.Integer({ minimum: 0, description: 'distinct peers that are members of a party' }),
+  relays: Type.Integer({ minimum: 0, description: 'registered relays' }),
+  ws_clients: Type.Integer({ minimum: 0, description: 'open WebSocket connections' }),
+})
+/** `{status: "ok"}`: `GET /health`, heartbeats. */
+export const StatusOk = status('ok')
+/** Prometheus text exposition format (`GET /metrics`). */
+export const MetricsText = Type.String({ description: 'Prometheus text exposition format 0.0.4' })
+
+/**
+ * A public key as a registering client sends it. Looser than Key on purpose: a string that is not 32 bytes of
+ * base64 gets 422 INVALID_KEY from the service, with a sentence saying what a key is.
+ */
+export const KeyInput = Type.String({ maxLength: 64, description: 'standard base64 of 32 bytes (as `wg pubkey` prints it)' })
+/** `POST /auth/challenge` */
+export const ChallengeRequest = Type.Object({ public_key: KeyInput })
+export const Challenge = Type.Object({
+  challenge: Type.String({ description: 'standard base64 of 32 random bytes; single use' }),
+  server_public_key: Type.String({ ...Key, description: "the server's X25519 public key (standard base64)" }),
+  expires_at: Timestamp,
+})
+/** `POST /auth/register`: proof = base64(HMAC-SHA256(key = X25519(client private key, server_public_key), message = the challenge bytes)). */
+export const RegisterRequest = Type.Object({
+  public_key: KeyInput,
+  challenge: Type.String({ maxLength: 64, description: 'as received from POST /auth/challenge' }),
+  proof: Type.String({ maxLength: 64, description: 'base64(HMAC-SHA256(X25519(client private key, server_public_key), challenge bytes))' }),
+})
+/** `POST /auth/register`, `POST /auth/refresh`: a bearer token. */
+export const Token = Type.Object({
+  token: Type.String({ description: 'send as `Authorization: Bearer <token>`' }),
+  peer_id: Type.String({ ...PeerId, description: 'first 16 hex digits of SHA-256(public key)' }),
+  expires_at: Timestamp,
+})
+export const Revoked = status('revoked')
+
+/** `POST /parties` */
+export const CreatePartyRequest = Type.Object({
+  name: PartyName,
+  password: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'joins must present it' })),
+  max_peers: Type.Optional(Type.Integer({ minimum: 2, description: 'at most the server\'s --max-peers-limit; default --default-max-peers' })),
+  host_peer_info: Type.Optional(PeerEndpointInfo),
+})
+export const CreatedParty = Type.Object({ party_id: PartyId, party: PartyInfo })
+/** `POST /parties/{id}/join` (the body may be left out). */
+export const JoinRequest = Type.Object({
+  password: Type.Optional(Type.String({ maxLength: 128 })),
+  peer_info: Type.Optional(PeerEndpointInfo),
+})
+export const PartyAnswer = Type.Object({ party: PartyInfo })
+export const PeersAnswer = Type.Object({ peers: Type.Record(PeerId, PeerInfo) })
+export const PeerAnswer = Type.Object({ peer: PeerInfo })
+/** `POST /parties/{id}/peers/{peer_id}/heartbeat` (the body may be left out): what changed, if anything. */
+export const HeartbeatRequest = Type.Object({
+  public_endpoint: Type.Optional(Type.Union([Endpoint, Type.Null()])),
+  nat_type: Type.Optional(NatType),
+})
+export const LeaveAnswer = Type.Object({
+  status: Type.Union([Type.Literal('left'), Type.Literal('party_deleted')], { description: 'party_deleted when the host left (or the last member)' }),
+})
+export const Bans = Type.Object({ bans: Type.Array(Type.Object({ peer_id: PeerId, banned_at: Timestamp })) })
+export const Lifted = status('lifted')
+
+/** Signal types a member names: lowercase letters, digits, `_`, `.`, `-` (which ones are accepted: MEMBER_SIGNAL_TYPES). */
+export const SignalTypeName = Type.String({ minLength: 1, maxLength: 32, pattern: '^[a-z0-9_.-]+$' })
+/** `POST /parties/{id}/signals` */
+export const SendSignalRequest = Type.Object({
+  to_peer_id: PeerId,
+  /** punch: members send no other type */
+  type: SignalTypeName,
+  data: Type.Optional(Type.Unknown({ description: 'for punch: PunchInput' })),
+})
+/** Signals as the server hands them out: only types it sends (punch, relay_offer), data matching the type. */
+export const SignalAnswer = Type.Object({ signal: KnownSignal })
+export const SignalsAnswer = Type.Object({ signals: Type.Array(KnownSignal) })
+
+/** `POST /parties/{id}/relay`: a relay session with `peer_id` (answer: RelayOffer). */
+export const RelayTicketRequest = Type.Object({
+  /** the other member */
+  peer_id: PeerId,
+  /** a preferred relay region */
+  region: Type.Optional(Region),
+})
+
+/** `POST /relays` (X-Relay-Secret) */
+export const RegisterRelayRequest = Type.Object({
+  relay_id: RelayId,
+  // Clients are sent to this address as is: a unicast address, never 0.0.0.0 (nor the request's Host).
+  public_ip: IpAddress,
+  /** the relay's main UDP port (STUN and ALLOCATE) */
+  port: Port,
+  stun_alt_port: Type.Optional(Type.Union([Port, Type.Null()])),
+  region: Region,
+  capacity: Type.Integer({ minimum: 0, description: 'sessions it accepts' }),
+  load: Type.Number({ minimum: 0, description: 'sessions it holds' }),
+  ports: Type.String({ pattern: '^\\d{1,5}-\\d{1,5}$', description: 'a port range "first-last" (its session ports)' }),
+  sessions: Type.Optional(Type.Integer({ minimum: 0 })),
+})
+export const RelayRegistration = Type.Object({
+  relay: RelayInfo,
+  ticket_public_key: Type.String({ ...Key, description: "the control server's Ed25519 public key (standard base64): tickets are verified with it" }),
+  heartbeat_interval_s: Type.Integer({ minimum: 1, description: 'send POST /relays/{relay_id}/heartbeat this often' }),
+})
+/** `POST /relays/{relay_id}/heartbeat` (X-Relay-Secret) */
+export const RelayHeartbeatRequest = Type.Object({ load: Type.Number({ minimum: 0 }), sessions: Type.Optional(Type.Integer({ minimum: 0 })) })
+export const Relays = Type.Object({ relays: Type.Array(RelayInfo) })
 
 // ------------------------------------------------------------------ results and live messages
 
@@ -203,7 +355,6 @@ export const PEER_LEFT_REASONS = ['left', 'removed', 'timeout'] as const
 export type PeerLeftReason = (typeof PEER_LEFT_REASONS)[number]
 export const PARTY_DELETED_REASONS = ['host_left', 'empty', 'timeout'] as const
 export type PartyDeletedReason = (typeof PARTY_DELETED_REASONS)[number]
-const literals = <T extends readonly string[]>(xs: T) => Type.Union(xs.map((x) => Type.Literal(x)))
 
 const live = <T extends string, P extends Record<string, TSchema>>(type: T, props: P) => Type.Object({ type: Type.Literal(type), ...props })
 /** Server → client messages on `GET /ws` (the events; replies to the client's own messages are LiveReply). */

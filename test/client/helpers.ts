@@ -1,5 +1,6 @@
 // Helpers for the client tests: run the real CLI, find the natlab script, wait for a condition.
 import { join } from 'node:path'
+import { watchControl } from '../contract.ts'
 
 export const REPO = join(import.meta.dir, '..', '..')
 export const BIN = join(REPO, 'bin', 'lanrage')
@@ -86,6 +87,7 @@ export async function startControlProcess(db: string, port: number, args: string
   })
   controlProcs.add(proc)
   const url = `http://127.0.0.1:${port}`
+  watchControl(url)
   await waitFor('the control server to answer', async () => (await fetch(url + '/').catch(() => undefined))?.ok, 15_000, 50)
   return {
     url,

@@ -14,6 +14,7 @@ import { createControl, type Control } from '../../src/control/app.ts'
 import { defaultControlConfig, type ControlConfig } from '../../src/control/config.ts'
 import { ManualClock } from '../../src/shared/clock.ts'
 import { silentLogger } from '../../src/shared/log.ts'
+import { watchControl } from '../contract.ts'
 
 export const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64')
 export const unb64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'))
@@ -42,6 +43,7 @@ export async function startServer(opts: { config?: Partial<ControlConfig>; dbPat
   const control = createControl({ db: open.db, clock, logger: silentLogger, config })
   control.app.listen({ port: 0, hostname: '127.0.0.1' })
   const base = `http://127.0.0.1:${control.app.server!.port}`
+  watchControl(base)
   let stopped = false
   return {
     ...control,

@@ -2,6 +2,7 @@
 // Host header cannot choose where other members send their relay traffic.
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { join } from 'node:path'
+import { watchControl } from '../contract.ts'
 import { call, registeredPeers, tempDir, type TestPeer } from './helpers.ts'
 
 const BIN = join(import.meta.dir, '..', '..', 'bin', 'lanrage')
@@ -20,6 +21,7 @@ beforeAll(async () => {
     { stdout: 'ignore', stderr: 'pipe', env: { ...process.env, LANRAGE_HOME: join(dir, 'home') } },
   )
   base = `http://127.0.0.1:${port}`
+  watchControl(base)
   const deadline = Date.now() + 15_000
   while (Date.now() < deadline) {
     const health = await fetch(base + '/').then((r) => r.json() as Promise<{ relays?: number }>).catch(() => undefined)

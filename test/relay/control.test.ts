@@ -12,6 +12,7 @@ import { startRelay } from '../../src/relay/index.ts'
 import { allocate, fakeData, fakeInitiation } from '../../src/relay/testing.ts'
 import { fromBase64Url } from '../../src/shared/wire/ticket.ts'
 import { registeredPeers, type TestPeer } from '../control/helpers.ts'
+import { watchControl } from '../contract.ts'
 import { peer, portRange, until } from './helpers.ts'
 
 const SECRET = 'relay-test-secret'
@@ -21,9 +22,11 @@ function control(port: number) {
   const open = openDatabase(':memory:')
   const c = createControl({ db: open.db, clock, logger: silentLogger, config: defaultControlConfig({ relaySecret: SECRET, relayHeartbeatS: 1 }) })
   c.app.listen({ port, hostname: '127.0.0.1' })
+  const base = `http://127.0.0.1:${c.app.server!.port}`
+  watchControl(base)
   return {
     ...c,
-    base: `http://127.0.0.1:${c.app.server!.port}`,
+    base,
     async stop() {
       c.service.hub.closeAll()
       await c.app.stop(true)
