@@ -218,6 +218,31 @@ describe.skipIf(!!skip)('kernel fast path (nftables) between two peer namespaces
     }
   })
 
+  test('if nft dies, its table goes with it and every session is back in user space', async () => {
+    const lone = await startKernelOffload({ firstPort: 51823, host: '0.0.0.0', limits, exec: exec(), log: silentLogger })
+    await Promise.all([a.bind(5051), b.bind(5052), r.bind(40051), r.bind(40052)])
+    expect(await lone.apply('lone', { a: side(40051, LAB_ADDR.a, 5051), b: side(40052, LAB_ADDR.b, 5052) })).toBe(true)
+    await a.send(5051, LAB_ADDR.ra, 40051, 'nft-alive')
+    expect(await b.waitFor('nft-alive')).toHaveLength(1)
+    expect(lab.must(lab.ns.r, ['nft', 'list', 'table', 'ip', lone.table])).toContain('flags owner')
+    expect(lab.must(lab.ns.r, ['cat', `/proc/${lone.ownerPid}/comm`]).trim()).toBe('nft')
+    process.kill(lone.ownerPid, 'SIGKILL')
+    let gone = false
+    for (let i = 0; i < 50 && !gone; i++) {
+      gone = !lab.must(lab.ns.r, ['nft', 'list', 'tables']).includes(lone.table)
+      if (!gone) await Bun.sleep(50)
+    }
+    expect(gone).toBe(true)
+    expect(tables()).toContain(k.table) // another process's table is untouched
+    for (let i = 0; i < 50 && lone.alive; i++) await Bun.sleep(20)
+    expect(lone.alive).toBe(false)
+    await a.send(5051, LAB_ADDR.ra, 40051, 'nft-dead')
+    expect(await r.waitFor('nft-dead')).toHaveLength(1)
+    expect(b.received('nft-dead')).toHaveLength(0)
+    expect(await lone.apply('lone', { a: side(40051, LAB_ADDR.a, 5051), b: side(40052, LAB_ADDR.b, 5052) })).toBe(false)
+    await lone.close()
+  })
+
   test('a second relay process cannot take a table another running process owns', async () => {
     const e = await startKernelOffload({ firstPort: 51820, host: '0.0.0.0', limits, exec: exec() }).catch((x: unknown) => x)
     expect(e).toBeInstanceOf(KernelOffloadUnavailable)

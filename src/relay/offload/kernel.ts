@@ -178,6 +178,11 @@ export class KernelOffload {
     return this.shell.alive && !this.closed
   }
 
+  /** The process id of the nft that owns the table (its exit deletes the table). */
+  get ownerPid(): number {
+    return this.shell.pid
+  }
+
   /** How many sessions the kernel forwards now. */
   get size(): number {
     return this.sessions.size
@@ -428,6 +433,11 @@ export class NftShell {
 
   get alive(): boolean {
     return !this.exited
+  }
+
+  /** nft's own pid: sh and the exec prefix replace themselves with it. */
+  get pid(): number {
+    return this.proc.pid
   }
 
   run(line: string): Promise<{ ok: boolean; output: string }> {
