@@ -4,7 +4,7 @@
  * relay's table (`flags owner`): every change is one line, so one transaction, written to its stdin; when the
  * relay exits or is killed, its stdin closes, nft exits and the kernel deletes the table with everything in it.
  *
- * Reading back goes through separate `nft -j list set` processes: reading an owned table is allowed to
+ * Reading back goes through separate `nft -j list set|map` processes: reading an owned table is allowed to
  * anyone with CAP_NET_ADMIN, changing it only to its owner.
  */
 import { existsSync, readFileSync } from 'node:fs'
@@ -21,6 +21,7 @@ import {
   sideKey,
   tableName,
   transitionScript,
+  type CounterValue,
   type KernelSession,
   type OffloadLimits,
 } from './ruleset.ts'
@@ -122,19 +123,14 @@ function firstErrorLine(output: string): string {
 /** A session in the kernel, and the last counter readings of its sides' current elements. */
 interface Installed {
   state: KernelSession
-  last: Record<'a' | 'b', Reading>
+  last: Record<'a' | 'b', { fwd: Reading; lim: Reading }>
 }
-/** Totals of a side's current elements: in (@locked), limited (@limited), and forwarded = in − limited. */
+/** A counter of one element: what a side forwarded (@out_saddr of the other side) or had over its limit (@limited). */
 interface Reading {
   key: string
-  in: number
-  inBytes: number
-  lim: number
-  limBytes: number
-  fwd: number
-  fwdBytes: number
+  packets: number
+  bytes: number
 }
-const zeroReading = (key: string): Reading => ({ key, in: 0, inBytes: 0, lim: 0, limBytes: 0, fwd: 0, fwdBytes: 0 })
 
 export type SessionDelta = Record<'a' | 'b', SideDelta>
 
@@ -292,13 +288,10 @@ export class KernelOffload {
       return
     }
     const cur = this.sessions.get(id)
-    // A side whose elements stayed keeps its readings; replaced elements start again from zero.
-    const reading = (side: 'a' | 'b'): Reading => {
-      const key = sideKey(n[side])
-      const old = cur?.last[side]
-      return old && old.key === key ? old : zeroReading(key)
-    }
-    this.sessions.set(id, { state: n, last: { a: reading('a'), b: reading('b') } })
+    // A counter whose element stayed keeps its reading; a replaced element starts again from zero.
+    const keep = (old: Reading | undefined, key: string): Reading => (old && old.key === key ? old : { key, packets: 0, bytes: 0 })
+    const readings = (from: 'a' | 'b', to: 'a' | 'b') => ({ fwd: keep(cur?.last[from].fwd, sideKey(n[to])), lim: keep(cur?.last[from].lim, sideKey(n[from])) })
+    this.sessions.set(id, { state: n, last: { a: readings('a', 'b'), b: readings('b', 'a') } })
   }
 
   private async kernelSide(s: LockedSide, cur: KernelSession['a'] | undefined): Promise<KernelSession['a'] | undefined> {
@@ -346,30 +339,30 @@ export class KernelOffload {
     return out
   }
 
-  /** Reads the element counters of @locked (every datagram) and @limited (over a limit); adds what moved to `carry`. */
+  /** Reads the element counters of @out_saddr (forwarded) and @limited (over a limit); adds what moved to `carry`. */
   private async readCounters(): Promise<void> {
     const started = ++this.readsStarted
     try {
-      const [inCounts, limCounts] = await Promise.all([this.listSet('locked'), this.listSet('limited')])
-      if (!inCounts || !limCounts) return
+      const [fwdCounts, limCounts] = await Promise.all([this.listCounters('map', 'out_saddr'), this.listCounters('set', 'limited')])
+      if (!fwdCounts || !limCounts) return
+      // Counters only grow while their element lives: a smaller one belongs to a new element.
+      const moved = (r: Reading, now: CounterValue | undefined) => {
+        if (!now) return { packets: 0, bytes: 0 }
+        const base = now.packets < r.packets ? { packets: 0, bytes: 0 } : r
+        const d = { packets: now.packets - base.packets, bytes: now.bytes - base.bytes }
+        r.packets = now.packets
+        r.bytes = now.bytes
+        return d
+      }
       for (const [id, s] of this.sessions) {
         const d = this.carry.get(id) ?? { a: zeroDelta(), b: zeroDelta() }
         for (const side of ['a', 'b'] as const) {
-          const i = inCounts.get(s.last[side].key)
-          const l = limCounts.get(s.last[side].key)
-          if (!i || !l) continue
-          // Counters only grow while their element lives: smaller ones belong to a new element.
-          if (i.packets < s.last[side].in || l.packets < s.last[side].lim) s.last[side] = zeroReading(s.last[side].key)
-          const last = s.last[side]
-          // The two sets are read one after the other, so in − limited can run ahead of or behind the truth for a
-          // moment; forwarded never goes backwards (metrics are counters) and catches up on the next read.
-          const fwd = Math.max(last.fwd, i.packets - l.packets)
-          const fwdBytes = Math.max(last.fwdBytes, i.bytes - l.bytes)
-          d[side].forwarded += fwd - last.fwd
-          d[side].bytesForwarded += fwdBytes - last.fwdBytes
-          d[side].limited += l.packets - last.lim
-          d[side].bytesLimited += l.bytes - last.limBytes
-          s.last[side] = { key: last.key, in: i.packets, inBytes: i.bytes, lim: l.packets, limBytes: l.bytes, fwd, fwdBytes }
+          const f = moved(s.last[side].fwd, fwdCounts.get(s.last[side].fwd.key))
+          const l = moved(s.last[side].lim, limCounts.get(s.last[side].lim.key))
+          d[side].forwarded += f.packets
+          d[side].bytesForwarded += f.bytes
+          d[side].limited += l.packets
+          d[side].bytesLimited += l.bytes
         }
         this.carry.set(id, d)
       }
@@ -378,11 +371,11 @@ export class KernelOffload {
     }
   }
 
-  private async listSet(name: string) {
-    const p = Bun.spawn([...this.nftCmd, '-j', 'list', 'set', 'ip', this.table, name], { stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' })
+  private async listCounters(kind: 'set' | 'map', name: string) {
+    const p = Bun.spawn([...this.nftCmd, '-j', 'list', kind, 'ip', this.table, name], { stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' })
     const text = await new Response(p.stdout).text()
     if ((await p.exited) !== 0) {
-      if (this.alive) this.log.warn('could not read the kernel counters', { set: name, error: (await new Response(p.stderr).text()).trim() })
+      if (this.alive) this.log.warn('could not read the kernel counters', { [kind]: name, error: (await new Response(p.stderr).text()).trim() })
       return undefined
     }
     return parseSetCounters(text)

@@ -58,16 +58,21 @@ describe('the table', () => {
     // NAT chains would see only a flow's first packet; the forwarding rule sits at raw priority, before conntrack.
     expect(s.some((l) => /chain .* pre \{ type filter hook prerouting priority raw;/.test(l))).toBe(true)
     expect(s.join('\n')).not.toMatch(/type nat|dnat|snat|masquerade/)
-    expect(s.find((l) => l.includes('@locked_pps notrack'))).toMatch(/@locked .* @locked_pps notrack ip daddr set .* udp sport set .* udp dport set udp dport map @out_dport$/)
+    expect(s.find((l) => l.includes('@locked notrack'))).toMatch(/@locked notrack ip daddr set .* udp sport set .* udp dport set udp dport map @out_dport$/)
   })
 
-  test("the side's limits and counter are element templates of the sets the rule looks up", () => {
+  test("the side's limits and counters are element templates of the sets and the map the rules look up", () => {
     const s = lines(setupScript(T, limits))
-    // The counter first: it counts every datagram of a locked source (and nft -j prints only an element's first).
-    expect(s).toContain(`add set ip ${T} locked { type ipv4_addr . inet_service . inet_service; counter; limit rate 25000000 bytes/second burst 1 bytes; }`)
-    expect(s).toContain(`add set ip ${T} locked_pps { type ipv4_addr . inet_service . inet_service; limit rate 20000/second burst 20000 packets; }`)
+    expect(s).toContain(
+      `add set ip ${T} locked { type ipv4_addr . inet_service . inet_service; limit rate 25000000 bytes/second burst 1 bytes; limit rate 20000/second burst 20000 packets; }`,
+    )
     expect(s).toContain(`add set ip ${T} limited { type ipv4_addr . inet_service . inet_service; counter; }`)
+    expect(s).toContain(`add map ip ${T} out_saddr { type ipv4_addr . inet_service . inet_service : ipv4_addr; counter; }`)
     expect(s).toContain(`add rule ip ${T} pre ip saddr . udp sport . udp dport @limited drop`)
+    // The new source (and the count) after routing: on the forward hook, and on input for a peer on this host.
+    expect(s).toContain(`add rule ip ${T} post ip saddr set ip daddr . udp dport . udp sport map @out_saddr`)
+    expect(s).toContain(`add rule ip ${T} local ip saddr set ip daddr . udp dport . udp sport map @out_saddr`)
+    expect(s.find((l) => / local \{/.test(l))).toContain('type filter hook input')
   })
 
   test('one line per transaction for nft --interactive', () => {
@@ -78,7 +83,7 @@ describe('the table', () => {
 describe('sessionElements', () => {
   test('each side: its locked source in the three sets, where its datagrams go, the relay address the other peer sees', () => {
     const e = sessionElements(session)
-    for (const set of ['locked', 'locked_pps', 'limited']) {
+    for (const set of ['locked', 'limited']) {
       expect(e.get(`${set} 198.51.100.7 . 40001 . 52000`)).toBe('')
       expect(e.get(`${set} 192.0.2.33 . 51820 . 52001`)).toBe('')
     }
@@ -87,7 +92,7 @@ describe('sessionElements', () => {
     expect([e.get('out_daddr 52001'), e.get('out_sport 52001'), e.get('out_dport 52001')]).toEqual(['198.51.100.7', '52000', '40001'])
     expect(e.get('out_saddr 192.0.2.33 . 51820 . 52001')).toBe('203.0.113.10')
     expect(e.get('out_saddr 198.51.100.7 . 40001 . 52000')).toBe('203.0.113.10')
-    expect(e.size).toBe(14)
+    expect(e.size).toBe(12)
   })
 })
 
@@ -98,7 +103,7 @@ describe('transitionScript', () => {
     expect(s).toContain(`add element ip ${T} out_dport { 52000 : 51820 }`)
     expect(s).toContain(`add element ip ${T} locked { 198.51.100.7 . 40001 . 52000 }`)
     expect(s).toContain(`add element ip ${T} out_saddr { 192.0.2.33 . 51820 . 52001 : 203.0.113.10 }`)
-    expect(s.length).toBe(14)
+    expect(s.length).toBe(12)
   })
 
   test('remove: every element deleted, by key', () => {
@@ -106,19 +111,17 @@ describe('transitionScript', () => {
     expect(s.every((l) => l.startsWith(`delete element ip ${T} `))).toBe(true)
     expect(s).toContain(`delete element ip ${T} out_saddr { 192.0.2.33 . 51820 . 52001 }`)
     expect(s).toContain(`delete element ip ${T} limited { 198.51.100.7 . 40001 . 52000 }`)
-    expect(s.length).toBe(14)
+    expect(s.length).toBe(12)
   })
 
   test('roaming: a new source port swaps only what depends on it, deletions first', () => {
     const moved: KernelSession = { ...session, a: { ...session.a, peerPort: 40777 } }
     expect(lines(transitionScript(T, session, moved))).toEqual([
       `delete element ip ${T} locked { 198.51.100.7 . 40001 . 52000 }`,
-      `delete element ip ${T} locked_pps { 198.51.100.7 . 40001 . 52000 }`,
       `delete element ip ${T} limited { 198.51.100.7 . 40001 . 52000 }`,
       `delete element ip ${T} out_dport { 52001 }`,
       `delete element ip ${T} out_saddr { 198.51.100.7 . 40001 . 52000 }`,
       `add element ip ${T} locked { 198.51.100.7 . 40777 . 52000 }`,
-      `add element ip ${T} locked_pps { 198.51.100.7 . 40777 . 52000 }`,
       `add element ip ${T} limited { 198.51.100.7 . 40777 . 52000 }`,
       `add element ip ${T} out_dport { 52001 : 40777 }`,
       `add element ip ${T} out_saddr { 198.51.100.7 . 40777 . 52000 : 203.0.113.10 }`,
@@ -132,12 +135,12 @@ describe('transitionScript', () => {
     }
     const moved: KernelSession = { ...session, a: { ...session.a, peerPort: 40777 } }
     const merged = lines(mergeScripts([transitionScript(T, null, other), transitionScript(T, session, moved)]))
-    expect(merged.slice(0, 5).every((l) => l.startsWith('delete element'))).toBe(true)
-    expect(merged.slice(5).every((l) => l.startsWith('add element'))).toBe(true)
+    expect(merged.slice(0, 4).every((l) => l.startsWith('delete element'))).toBe(true)
+    expect(merged.slice(4).every((l) => l.startsWith('add element'))).toBe(true)
     expect(merged).toContain(`delete element ip ${T} out_dport { 52001 }`)
     expect(merged).toContain(`add element ip ${T} out_dport { 52002 : 2, 52003 : 1, 52001 : 40777 }`)
     expect(merged).toContain(`add element ip ${T} locked { 198.51.100.8 . 1 . 52002, 192.0.2.34 . 2 . 52003, 198.51.100.7 . 40777 . 52000 }`)
-    expect(merged.length).toBe(5 + 7)
+    expect(merged.length).toBe(4 + 6)
     expect(() => mergeScripts(['flush ruleset'])).toThrow('not an element command')
   })
 
@@ -165,11 +168,18 @@ describe('reading nft and ip output', () => {
         { elem: { val: { concat: ['192.0.2.36', 1, 2] }, counter: { packets: '3', bytes: 1 } } },
       ]),
       doc('limited', [{ elem: { val: { concat: ['10.0.0.1', 2, 3] }, counter: { packets: 5, bytes: 500 } } }]),
+      // A map element is a pair: the key with its counter, then the value.
+      JSON.stringify({
+        nftables: [
+          { map: { family: 'ip', name: 'out_saddr', table: T, map: 'ipv4_addr', elem: [[{ elem: { val: { concat: ['10.0.0.2', 4, 5] }, counter: { packets: 7, bytes: 700 } } }, '203.0.113.10']] } },
+        ],
+      }),
     ].join('\n')
     expect([...parseSetCounters(json)]).toEqual([
       ['198.51.100.7 . 40001 . 52000', { packets: 12, bytes: 2496 }],
       ['192.0.2.33 . 51820 . 52001', { packets: 0, bytes: 0 }],
       ['10.0.0.1 . 2 . 3', { packets: 5, bytes: 500 }],
+      ['10.0.0.2 . 4 . 5', { packets: 7, bytes: 700 }],
     ])
   })
 

@@ -8,11 +8,12 @@
  *
  *   prerouting, priority raw (before conntrack):
  *     fragments                      → return (user space reassembles and forwards them)
- *     saddr . sport . dport in @locked (counted, within the side's byte limit) and in @locked_pps (within its
- *     packet limit)                  → notrack; daddr/sport/dport := the other side's peer and relay port
+ *     saddr . sport . dport in @locked, within the side's byte and packet limits (both on the element)
+ *                                    → notrack; daddr/sport/dport := the other side's peer and relay port
  *     saddr . sport . dport in @limited (a locked source over a limit) → counted, dropped
- *   forward, priority filter (after routing, so the new source passes the martian-source check):
- *     daddr . dport . sport in @out_saddr → saddr := the relay's address as that peer sees it
+ *   forward, priority filter (after routing, so the new source passes the martian-source check), and input
+ *   (a peer on the relay's own host):
+ *     daddr . dport . sport in @out_saddr → counted; saddr := the relay's address as that peer sees it
  *
  * Anything else (an unlocked side, a new source port, wrong sources, other traffic of the host) misses the
  * lookups and goes on as if the table were not there: to the relay's user-space sockets, which check it as
@@ -28,13 +29,11 @@
  * socket of the one `nft` process that made it: when that process ends (the relay exits, is killed, or nft
  * dies) the kernel deletes the table, so a crash leaves nothing that forwards.
  *
- * Limits and counters are per element: the sets declare them once and nftables clones them into every element
- * (the kernel allows two per set, hence the packet limit in a set of its own); the rewrite maps are keyed by the
- * relay port, and the rule count stays constant however many sessions there are (kube-proxy's nftables mode
- * puts its services in maps the same way). @locked counts every datagram of a locked source and @limited those
- * over a limit, so forwarded = locked − limited; the counter comes first in @locked because `nft -j` (1.0.6)
- * prints only an element's first statement. A roaming move replaces a side's elements, so their counters start
- * again from zero and kernel.ts reads them just before.
+ * Limits and counters are per element: the sets declare them once and nftables clones them into every element;
+ * the rewrite maps are keyed by the relay port, and the rule count stays constant however many sessions there
+ * are (kube-proxy's nftables mode puts its services in maps the same way). What a side forwards is counted on the
+ * @out_saddr element of the side it goes to, what is over a limit on its @limited element. A roaming move
+ * replaces a side's elements, so their counters start again from zero and kernel.ts reads them just before.
  *
  * IPv4 only: a session with an IPv6 side stays in user space.
  */
@@ -111,34 +110,36 @@ export function setupScript(table: string, limits: OffloadLimits): string {
   const key = 'type ipv4_addr . inet_service . inet_service'
   const spec = limitSpecs(limits)
   const locked = 'ip saddr . udp sport . udp dport'
+  const outSaddr = 'ip saddr set ip daddr . udp dport . udp sport map @out_saddr'
   return [
     `add table ${t}`,
     `delete table ${t}`,
     `add table ${t} { flags owner; }`,
-    // Element templates: every element gets its own copy (its own counter, its own buckets).
-    `add set ${t} locked { ${key}; counter; limit ${spec.bytes}; }`,
-    `add set ${t} locked_pps { ${key}; limit ${spec.pps}; }`,
+    // Element templates: every element gets its own copy (its own buckets, its own counter).
+    `add set ${t} locked { ${key}; limit ${spec.bytes}; limit ${spec.pps}; }`,
     `add set ${t} limited { ${key}; counter; }`,
     `add map ${t} out_daddr { type inet_service : ipv4_addr; }`,
     `add map ${t} out_sport { type inet_service : inet_service; }`,
     `add map ${t} out_dport { type inet_service : inet_service; }`,
-    `add map ${t} out_saddr { ${key} : ipv4_addr; }`,
+    `add map ${t} out_saddr { ${key} : ipv4_addr; counter; }`,
     `add chain ${t} pre { type filter hook prerouting priority raw; policy accept; }`,
     `add chain ${t} post { type filter hook forward priority filter; policy accept; }`,
+    `add chain ${t} local { type filter hook input priority filter; policy accept; }`,
     // A fragment has no UDP header after the first one; the socket gets the reassembled datagram instead.
     `add rule ${t} pre ip frag-off & 0x3fff != 0 return`,
-    // A lookup stops at an element's limit that is used up. dport is rewritten last: the maps are keyed by it.
-    `add rule ${t} pre ${locked} @locked ${locked} @locked_pps notrack` +
+    // The lookup stops at an element's limit that is used up. dport is rewritten last: the maps are keyed by it.
+    `add rule ${t} pre ${locked} @locked notrack` +
       ` ip daddr set udp dport map @out_daddr udp sport set udp dport map @out_sport udp dport set udp dport map @out_dport`,
     // A locked source over its limit (the rule above stopped at a limit): count it, and do not hand it to user space.
     `add rule ${t} pre ${locked} @limited drop`,
-    `add rule ${t} post ip saddr set ip daddr . udp dport . udp sport map @out_saddr`,
+    `add rule ${t} post ${outSaddr}`,
+    `add rule ${t} local ${outSaddr}`,
   ].join('\n')
 }
 
 // ---------------------------------------------------------------------------------------------- elements
 
-/** The key of a side's elements in @locked, @locked_pps and @limited. */
+/** The key of a side's elements in @locked, @limited and (as the side datagrams go to) @out_saddr. */
 export const sideKey = (x: KernelSide) => `${x.peerIp} . ${x.peerPort} . ${x.port}`
 
 /** Every map or set element a session puts in the table: "set key" → value ('' for set elements). */
@@ -148,7 +149,7 @@ export function sessionElements(s: KernelSession): Map<string, string> {
     [s.a, s.b],
     [s.b, s.a],
   ] as const) {
-    for (const set of ['locked', 'locked_pps', 'limited']) out.set(`${set} ${sideKey(from)}`, '')
+    for (const set of ['locked', 'limited']) out.set(`${set} ${sideKey(from)}`, '')
     out.set(`out_daddr ${from.port}`, to.peerIp)
     out.set(`out_sport ${from.port}`, String(to.port))
     out.set(`out_dport ${from.port}`, String(to.peerPort))
@@ -209,7 +210,7 @@ export interface CounterValue {
 }
 
 /**
- * Element counters from `nft -j list set ip T SET` (one or more such documents, one per line): side key
+ * Element counters from `nft -j list set|map ip T NAME` (one or more such documents, one per line): side key
  * ("ip . port . port", as sideKey) → value. Output that is not what nft prints gives nothing and never throws (a
  * version of nft that prints something else must not stop the relay).
  */
@@ -225,10 +226,12 @@ export function parseSetCounters(json: string): Map<string, CounterValue> {
     const items = (doc as { nftables?: unknown })?.nftables
     if (!Array.isArray(items)) continue
     for (const item of items) {
-      const elems = (item as { set?: { elem?: unknown } })?.set?.elem
+      const x = item as { set?: { elem?: unknown }; map?: { elem?: unknown } } | null
+      const elems = (x?.set ?? x?.map)?.elem
       if (!Array.isArray(elems)) continue
       for (const e of elems) {
-        const el = (e as { elem?: { val?: { concat?: unknown }; counter?: { packets?: unknown; bytes?: unknown } } })?.elem
+        // A set element is {elem}; a map element is [{elem}, value].
+        const el = ((Array.isArray(e) ? e[0] : e) as { elem?: { val?: { concat?: unknown }; counter?: { packets?: unknown; bytes?: unknown } } })?.elem
         const k = el?.val?.concat
         const c = el?.counter
         if (!Array.isArray(k) || k.length !== 3 || !c || typeof c.packets !== 'number' || typeof c.bytes !== 'number') continue
