@@ -99,6 +99,18 @@ describe.skipIf(!!skip)('kernel fast path (nftables) between two peer namespaces
     expect([d.a.forwarded, d.b.forwarded]).toEqual([2, 1])
   })
 
+  test("a peer on the relay's own host also hears from the relay's port, not from the other peer", async () => {
+    // Side b is a socket in the relay's namespace: datagrams for it are delivered locally (input hook), not routed.
+    await Promise.all([a.bind(5061), r.bind(5062, LAB_ADDR.rb), r.bind(40061), r.bind(40062)])
+    expect(await k.apply('local', { a: side(40061, LAB_ADDR.a, 5061), b: side(40062, LAB_ADDR.rb, 5062) })).toBe(true)
+    await a.send(5061, LAB_ADDR.ra, 40061, 'to-local-peer', 2)
+    expect((await r.waitFor('to-local-peer', 2)).map((d) => `${d.on} ${d.from}`)).toEqual(Array(2).fill(`5062 ${LAB_ADDR.rb}:40062`))
+    await r.send(`${LAB_ADDR.rb}:5062`, LAB_ADDR.rb, 40062, 'from-local-peer')
+    expect((await a.waitFor('from-local-peer')).map((d) => d.from)).toEqual([`${LAB_ADDR.ra}:40061`])
+    const d = (await k.remove('local'))!
+    expect([d.a.forwarded, d.b.forwarded]).toEqual([2, 1])
+  })
+
   test('per-side packet and byte limits: what is over is dropped in the kernel and counted, not handed to user space', async () => {
     // pps 10 and 2000 bytes/s, one second of burst: ten small datagrams pass, or one of 1000 bytes and change.
     const small = await startKernelOffload({ firstPort: 51821, host: '0.0.0.0', limits: { pps: 10, bps: 2000, burstS: 1 }, exec: exec() })

@@ -71,8 +71,20 @@ describe('the table', () => {
     expect(s).toContain(`add rule ip ${T} pre ip saddr . udp sport . udp dport @limited drop`)
     // The new source (and the count) after routing: on the forward hook, and on input for a peer on this host.
     expect(s).toContain(`add rule ip ${T} post ip saddr set ip daddr . udp dport . udp sport map @out_saddr`)
-    expect(s).toContain(`add rule ip ${T} local ip saddr set ip daddr . udp dport . udp sport map @out_saddr`)
+    expect(s).toContain(`add rule ip ${T} local iif != "lo" ip saddr set ip daddr . udp dport . udp sport map @out_saddr`)
     expect(s.find((l) => / local \{/.test(l))).toContain('type filter hook input')
+  })
+
+  test("a peer on the relay's host: rewritten in a route chain on output, so the kernel routes it again; not twice on loopback", () => {
+    const s = lines(setupScript(T, limits))
+    expect(s.find((l) => / out \{/.test(l))).toContain('type route hook output priority raw;')
+    expect(s.find((l) => l.startsWith(`add rule ip ${T} out `) && l.includes('@locked notrack'))).toMatch(/udp dport map @out_dport ip saddr set .* map @out_saddr$/)
+    // Over its limit it is dropped when it comes back on loopback, not in output (which would fail the send).
+    expect(s.filter((l) => l.startsWith(`add rule ip ${T} out `))).toHaveLength(1)
+    expect(s.filter((l) => l.startsWith(`add rule ip ${T} pre `)).slice(0, 2)).toEqual([
+      `add rule ip ${T} pre iif "lo" ip saddr . udp sport . udp dport @limited drop`,
+      `add rule ip ${T} pre iif "lo" return`,
+    ])
   })
 
   test('one line per transaction for nft --interactive', () => {

@@ -14,6 +14,8 @@
  *   forward, priority filter (after routing, so the new source passes the martian-source check), and input
  *   (a peer on the relay's own host):
  *     daddr . dport . sport in @out_saddr → counted; saddr := the relay's address as that peer sees it
+ *   output, a route chain (datagrams of a peer on the relay's own host, which reach prerouting only on loopback):
+ *     the same lookups and rewrites, saddr included, then the kernel routes the datagram again
  *
  * Anything else (an unlocked side, a new source port, wrong sources, other traffic of the host) misses the
  * lookups and goes on as if the table were not there: to the relay's user-space sockets, which check it as
@@ -111,6 +113,7 @@ export function setupScript(table: string, limits: OffloadLimits): string {
   const spec = limitSpecs(limits)
   const locked = 'ip saddr . udp sport . udp dport'
   const outSaddr = 'ip saddr set ip daddr . udp dport . udp sport map @out_saddr'
+  const rewrite = 'ip daddr set udp dport map @out_daddr udp sport set udp dport map @out_sport udp dport set udp dport map @out_dport'
   return [
     `add table ${t}`,
     `delete table ${t}`,
@@ -123,17 +126,28 @@ export function setupScript(table: string, limits: OffloadLimits): string {
     `add map ${t} out_dport { type inet_service : inet_service; }`,
     `add map ${t} out_saddr { ${key} : ipv4_addr; counter; }`,
     `add chain ${t} pre { type filter hook prerouting priority raw; policy accept; }`,
+    // A peer on the relay's own host: its datagrams leave through output and come back in on loopback. They are
+    // rewritten in output, by a route chain, so that the kernel routes them again for their new destination.
+    `add chain ${t} out { type route hook output priority raw; policy accept; }`,
     `add chain ${t} post { type filter hook forward priority filter; policy accept; }`,
     `add chain ${t} local { type filter hook input priority filter; policy accept; }`,
+    // Sent from this host and over its limit in output, where the rewrite stopped (dropping it there would fail
+    // the sender's send with EPERM): counted and dropped here, as a datagram from elsewhere is.
+    `add rule ${t} pre iif "lo" ${locked} @limited drop`,
+    `add rule ${t} pre iif "lo" return`,
     // A fragment has no UDP header after the first one; the socket gets the reassembled datagram instead.
     `add rule ${t} pre ip frag-off & 0x3fff != 0 return`,
     // The lookup stops at an element's limit that is used up. dport is rewritten last: the maps are keyed by it.
-    `add rule ${t} pre ${locked} @locked notrack` +
-      ` ip daddr set udp dport map @out_daddr udp sport set udp dport map @out_sport udp dport set udp dport map @out_dport`,
+    `add rule ${t} pre ${locked} @locked notrack ${rewrite}`,
     // A locked source over its limit (the rule above stopped at a limit): count it, and do not hand it to user space.
     `add rule ${t} pre ${locked} @limited drop`,
+    // Locally sent datagrams are never fragments here (fragmenting comes after the hooks), and their new source
+    // is set at once: a local source is no martian.
+    `add rule ${t} out ${locked} @locked notrack ${rewrite} ${outSaddr}`,
+    // What came in from another host: the new source (and the count) after routing, on the forward hook, or on
+    // input for a peer on this host. What came back on loopback was done in output.
     `add rule ${t} post ${outSaddr}`,
-    `add rule ${t} local ${outSaddr}`,
+    `add rule ${t} local iif != "lo" ${outSaddr}`,
   ].join('\n')
 }
 
