@@ -75,8 +75,12 @@ export function controlUrlList(text: string | readonly string[]): string[] {
   return list
 }
 
-/** Whether `e` is a refused certificate (unknown CA, wrong name, expired): retrying cannot help, unlike a network error. */
+/**
+ * Whether `e` is a refused certificate (unknown CA, wrong name, expired): retrying cannot help, unlike a network
+ * error. Node's fetch wraps the TLS error ("fetch failed") and keeps its code on `cause`.
+ */
 export function isCertificateError(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code
+  const err = e as { code?: unknown; cause?: { code?: unknown } } | null
+  const code = err?.code ?? err?.cause?.code
   return typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_(VERIFY|GET_ISSUER)|ALTNAME|HOSTNAME_MISMATCH/.test(code)
 }

@@ -4,9 +4,10 @@
  * Requests are retransmitted like STUN's (RFC 8489 §6.2.1: RTO doubling from 250 ms), a bounded number of times.
  */
 import { LanrageError } from '../../shared/errors.ts'
-import { tlsInit, type ControlTls } from '../../shared/tls.ts'
+import type { ControlTls } from '../../shared/tls.ts'
 import { AllocateExchange } from '../../shared/wire/allocate.ts'
 import { TICKET_LEN } from '../../shared/wire/ticket.ts'
+import { controlFetch } from '../net/http.ts'
 import { openUdpSocket, type UdpSocket } from '../net/udp.ts'
 import type { RelayEndpoint } from './agent.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -36,7 +37,10 @@ export async function allocate(relay: RelayEndpoint, ticket: string, retry = { r
   const t = ticketBytes(ticket)
   if (!t) throw new RelayError('BAD_TICKET', `the relay ticket is not ${TICKET_LEN} bytes of base64url`)
   const x = new AllocateExchange(t)
-  const { promise, resolve, reject } = Promise.withResolvers<number>()
+  // (not Promise.withResolvers: the library runs on Node 20)
+  let resolve!: (port: number) => void
+  let reject!: (e: Error) => void
+  const promise = new Promise<number>((res, rej) => ((resolve = res), (reject = rej)))
   let cookieResends = 0
   let busy = false
   const sock: UdpSocket = await openUdpSocket({
@@ -69,7 +73,7 @@ export async function allocate(relay: RelayEndpoint, ticket: string, retry = { r
 
 /** `GET /relays` with the peer's bearer token: the relays' main ports (and STUN alt ports), least loaded first. */
 export async function listRelays(controlUrl: string, token: string, tls?: ControlTls): Promise<RelayEndpoint[]> {
-  const res = await fetch(controlUrl.replace(/\/+$/, '') + '/relays', { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, ...tlsInit(tls) })
+  const res = await controlFetch(tls)(controlUrl.replace(/\/+$/, '') + '/relays', { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } })
   if (!res.ok) throw new LanrageError('RELAYS_UNAVAILABLE', `GET /relays answered ${res.status}`, 502)
   const body = (await res.json()) as { relays?: { public_ip?: unknown; port?: unknown; stun_alt_port?: unknown; load?: unknown }[] }
   return (body.relays ?? [])

@@ -17,6 +17,8 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { WS_BEARER_PREFIX, WS_PROTOCOL } from '../../shared/api.ts'
 import { silentLogger, type Logger } from '../../shared/log.ts'
 import { controlUrlList, controlUrls, isCertificateError, tlsInit, type ControlTls } from '../../shared/tls.ts'
+import { controlFetch, type FetchLike } from '../net/http.ts'
+import { openWebSocket, WS_CLOSED, WS_OPEN, type WebSocketLike } from '../net/websocket.ts'
 import { encodeKey, parsePrivateKey, parsePublicKey, publicKeyOf, sharedSecret, type WgPrivateKey } from '../wireguard/keys.ts'
 import { backoffDelay, DEFAULT_RECONNECT, DEFAULT_RETRY, isRetryable, type BackoffPolicy } from './backoff.ts'
 import { ControlAuthError, ControlPlaneError, ControlProtocolError, ControlUnreachableError, errorFromResponse, ControlMissingError, ControlTlsError } from './errors.ts'
@@ -110,7 +112,7 @@ export class RemoteControlPlane implements ControlPlane {
   private readonly privateKey: WgPrivateKey
   private readonly retry: BackoffPolicy
   private readonly reconnectPolicy: BackoffPolicy
-  private readonly fetchFn: typeof fetch
+  private readonly fetchFn: FetchLike
   private readonly random: () => number
   private readonly log: Logger
   private readonly events = new Emitter<ControlEvents>()
@@ -121,7 +123,7 @@ export class RemoteControlPlane implements ControlPlane {
   /** Parties to heartbeat, with what we last reported about ourselves there. */
   private readonly joined = new Map<string, Pick<PeerEndpointInfo, 'public_endpoint' | 'nat_type'>>()
   private heartbeatTimer: ReturnType<typeof setTimeout> | undefined
-  private ws: WebSocket | undefined
+  private ws: WebSocketLike | undefined
   private wsWanted = false
   private wsAttempt = 0
   private wsEverConnected = false
@@ -137,7 +139,9 @@ export class RemoteControlPlane implements ControlPlane {
     this.publicKey = encodeKey(publicKeyOf(this.privateKey))
     this.retry = { ...DEFAULT_RETRY, ...opts.retry }
     this.reconnectPolicy = { ...DEFAULT_RECONNECT, ...opts.reconnect }
-    this.fetchFn = opts.fetch ?? fetch
+    // A fetch of the caller's gets the TLS option as Bun's fetch takes it; ours maps it for the runtime.
+    const own = opts.fetch
+    this.fetchFn = own ? (url, init) => own(url, { ...init, ...tlsInit(opts.tls) }) : controlFetch(opts.tls)
     this.random = opts.random ?? Math.random
     this.log = (opts.log ?? silentLogger).child('control-client')
     this.tokenInfo = opts.token
@@ -194,7 +198,7 @@ export class RemoteControlPlane implements ControlPlane {
   }
   /** True while the live channel is open and the server said hello. */
   get connected(): boolean {
-    return this.ws?.readyState === WebSocket.OPEN && this.wsEverConnected
+    return this.ws?.readyState === WS_OPEN && this.wsEverConnected
   }
 
   on<K extends ControlEventName>(type: K, fn: (e: ControlEvents[K]) => void): () => void {
@@ -230,7 +234,6 @@ export class RemoteControlPlane implements ControlPlane {
           headers,
           body: body === undefined ? undefined : JSON.stringify(body),
           signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS),
-          ...tlsInit(this.opts.tls),
         })
       } catch (e) {
         // A refused certificate is not a network hiccup: say so now instead of retrying.
@@ -471,13 +474,20 @@ export class RemoteControlPlane implements ControlPlane {
     }
     if (this.closed) return
     // The token travels as subprotocols ("lanrage", "bearer.<token>"), which every WebSocket implementation can
-    // send (Bun, Node, browsers; a header is Bun-only), and stays out of URLs and access logs. A private CA goes in
-    // the options-object form (Bun's, like undici's), which carries the protocols too.
+    // send (Bun, Node, browsers; a header is Bun-only), and stays out of URLs and access logs. The private CA, if
+    // any, goes where each runtime takes it (src/client/net/websocket.ts).
     const protocols = [WS_PROTOCOL, WS_BEARER_PREFIX + token]
-    const tls = tlsInit(this.opts.tls)
     const at = this.current
     const wsUrl = this.servers[at]!.ws + '/ws'
-    const ws = tls.tls ? new WebSocket(wsUrl, { protocols, ...tls } as unknown as string[]) : new WebSocket(wsUrl, protocols)
+    let ws: WebSocketLike
+    try {
+      ws = await openWebSocket(wsUrl, { protocols, ca: this.opts.tls?.ca })
+    } catch (e) {
+      this.events.emit('error', { where: 'live channel', error: e as Error })
+      this.scheduleReconnect(`cannot open the live channel: ${(e as Error).message}`)
+      return
+    }
+    if (this.closed) return ws.close(1000, 'client closed')
     this.ws = ws
     this.lastWsHelloed = false
     let lastPong = Date.now()
@@ -503,7 +513,7 @@ export class RemoteControlPlane implements ControlPlane {
       clearInterval(this.pingTimer)
       this.pingTimer = setInterval(() => {
         if (Date.now() - lastPong > 2 * every) return ws.close(4000, 'no pong')
-        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'ping' }))
+        if (ws.readyState === WS_OPEN) ws.send(JSON.stringify({ type: 'ping' }))
       }, every)
     }
   }
@@ -566,7 +576,7 @@ export class RemoteControlPlane implements ControlPlane {
     this.sleeping.clear()
     const ws = this.ws
     this.ws = undefined
-    if (ws && ws.readyState !== WebSocket.CLOSED) ws.close(1000, 'client closed')
+    if (ws && ws.readyState !== WS_CLOSED) ws.close(1000, 'client closed')
   }
 }
 
