@@ -23,6 +23,8 @@ export const TOOLS = {
   setpriv: 'util-linux',
   openssl: 'openssl',
   haproxy: 'haproxy',
+  node: 'nodejs',
+  npm: 'npm',
 } as const
 export type Need = 'root' | keyof typeof TOOLS
 

@@ -1,10 +1,10 @@
 // `npm test`'s runner (test/run.ts): the closing line counts skipped tests by reason, and a test that skips
 // without saying why fails the run. The real check runs bun on test files written to a temporary directory.
 import { afterAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { missing } from './needs.ts'
+import { missing, TOOLS } from './needs.ts'
 import { SkipCounter, summaryLine } from './run.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'lr-run-test-'))
@@ -97,4 +97,11 @@ describe('npm test runner on real bun runs', () => {
     expect(r.err).toContain('1 fail')
     expect(r.last).toBe('skipped: 0 tests')
   })
+})
+
+test('.ci/run installs the Debian package of every command a test needs (node and npm run .ci/run itself)', () => {
+  const ci = readFileSync(join(import.meta.dir, '..', '.ci', 'run'), 'utf8')
+  const pkgs = new Set(/^PKGS=\(([^)]*)\)/m.exec(ci)![1]!.split(/\s+/))
+  const needed = new Set(Object.values(TOOLS).filter((p) => p !== 'nodejs' && p !== 'npm'))
+  expect([...needed].filter((p) => !pkgs.has(p))).toEqual([])
 })

@@ -3,6 +3,7 @@
  * (src/shared/config.ts). `lanrage serve` reuses the same schema for the relay it runs in-process.
  */
 import { Type, type Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 
 /** Idle time after which a session's ports are freed: 5 minutes is well above WireGuard's 2-minute rekey. */
 export const DEFAULT_IDLE_TIMEOUT_S = 300
@@ -83,6 +84,11 @@ export const relaySchema = Type.Object({
   }),
 })
 export type RelayConfig = Static<typeof relaySchema>
+
+/** The defaults with `over` on top: what a program that embeds the relay (`lanrage/relay`) starts from. */
+export function defaultRelayConfig(over: Partial<RelayConfig> = {}): RelayConfig {
+  return Value.Default(relaySchema, { ...over }) as RelayConfig
+}
 
 export function parsePortRange(s: string): { first: number; last: number } | undefined {
   const m = /^(\d{1,5})-(\d{1,5})$/.exec(s)

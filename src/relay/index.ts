@@ -23,6 +23,9 @@ import { startMetricsServer, type MetricsServer } from './metrics-server.ts'
 import { SessionTable, SourceGuard, type Limits } from './session-table.ts'
 import { openSockets } from './sockets.ts'
 
+// What a program embedding the relay needs besides startRelay (the `lanrage/relay` package entry).
+export { defaultRelayConfig, relaySchema, type RelayConfig } from './config.ts'
+
 export interface RelayDeps {
   log?: Logger
   clock?: Clock
