@@ -4,7 +4,7 @@ import { runCommand } from '../shared/command.ts'
 import type { CommandSpec } from '../shared/config.ts'
 import { UsageError } from '../shared/errors.ts'
 import { safeJson, safeText } from '../shared/terminal.ts'
-import { settingsReader } from '../client/agent/state.ts'
+import { settingsReader } from '../db/settings.ts'
 import { detectNatFromPort, type NatReport } from '../client/nat/detect.ts'
 import { parseStunServer } from '../client/stun/client.ts'
 

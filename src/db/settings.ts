@@ -4,7 +4,9 @@
  */
 import { asc, eq } from 'drizzle-orm'
 import { decodeValue, encodeValue, SettingsError, typeOf, type SettingValue } from '../shared/settings-codec.ts'
-import type { Db } from './client.ts'
+import { existsSync } from 'node:fs'
+import { defaultSettingsPath } from '../shared/home.ts'
+import { openDatabase, type Db } from './client.ts'
 import { isUniqueViolation } from './errors.ts'
 import { favoriteServers, gameProfiles, SERVER_MODES, serverConfigs, SETTING_TYPES, settings, type SettingType } from './schema/settings.ts'
 
@@ -207,4 +209,13 @@ export class GameProfileStore {
   delete(name: string): boolean {
     return this.db.delete(gameProfiles).where(eq(gameProfiles.name, name)).returning({ id: gameProfiles.id }).all().length > 0
   }
+}
+
+/** Reads option values from the settings database under $LANRAGE_HOME, when there is one (`lanrage up`). */
+export function settingsReader(env: Record<string, string | undefined> = process.env): ((key: string) => unknown) | undefined {
+  const path = defaultSettingsPath(env)
+  if (!existsSync(path)) return undefined
+  const open = openDatabase(path, { privateDir: true })
+  const store = new SettingsStore(open.db)
+  return (key) => store.get(key)
 }

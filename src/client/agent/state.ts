@@ -6,9 +6,7 @@
  */
 import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { openDatabase } from '../../db/client.ts'
-import { SettingsStore } from '../../db/settings.ts'
-import { defaultSettingsPath, ensureLanrageHome, lanrageHome } from '../../shared/home.ts'
+import { ensureLanrageHome, lanrageHome } from '../../shared/home.ts'
 import { createLogger } from '../../shared/log.ts'
 import { ensurePrivateFile, PRIVATE_FILE_MODE } from '../../shared/private-files.ts'
 import { encodeKey, generatePrivateKey, parsePrivateKey } from '../wireguard/keys.ts'
@@ -77,13 +75,4 @@ export function alive(pid: number): boolean {
   } catch {
     return true // no /proc (not Linux): trust the signal check
   }
-}
-
-/** Reads option values from the settings database under $LANRAGE_HOME, when there is one. */
-export function settingsReader(env: Env = process.env): ((key: string) => unknown) | undefined {
-  const path = defaultSettingsPath(env)
-  if (!existsSync(path)) return undefined
-  const open = openDatabase(path, { privateDir: true })
-  const store = new SettingsStore(open.db)
-  return (key) => store.get(key)
 }
