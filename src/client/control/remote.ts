@@ -12,9 +12,8 @@
  *   server's `hello`, the next attempt registers again first, since a refused upgrade usually means a dead token.
  * - A heartbeat loop keeps every party this client created or joined alive (the server drops silent peers).
  */
-import { hmac } from '@noble/hashes/hmac.js'
-import { sha256 } from '@noble/hashes/sha2.js'
 import { WS_BEARER_PREFIX, WS_PROTOCOL } from '../../shared/api.ts'
+import { peerIdOf, registrationMac } from '../../shared/identity.ts'
 import { silentLogger, type Logger } from '../../shared/log.ts'
 import { controlUrlList, controlUrls, isCertificateError, tlsInit, type ControlTls } from '../../shared/tls.ts'
 import { controlFetch, type FetchLike } from '../net/http.ts'
@@ -78,10 +77,7 @@ interface RequestOptions {
   what: string
 }
 
-/** peer_id = first 16 hex digits of SHA-256(raw public key) (CONTRACTS.md). */
-export function peerIdOf(publicKey: Uint8Array): string {
-  return Buffer.from(sha256(publicKey)).toString('hex').slice(0, 16)
-}
+export { peerIdOf }
 
 /** The challenge as the server sent it (base64 or hex of 32 bytes) → raw bytes; undefined if neither. */
 function challengeBytes(text: unknown): Uint8Array | undefined {
@@ -91,9 +87,9 @@ function challengeBytes(text: unknown): Uint8Array | undefined {
   return b && b.length === 32 ? b : undefined
 }
 
-/** The key proof of CONTRACTS.md: base64(HMAC-SHA256(X25519(client_priv, server_pub), challenge)). */
+/** The `proof` of POST /auth/register: base64 of `registrationMac` keyed by X25519(our private key, the server's public key). */
 export function registrationProof(privateKey: WgPrivateKey, serverPublicKey: string, challenge: Uint8Array): string {
-  return Buffer.from(hmac(sha256, sharedSecret(privateKey, parsePublicKey(serverPublicKey)), challenge)).toString('base64')
+  return encodeKey(registrationMac(sharedSecret(privateKey, parsePublicKey(serverPublicKey)), challenge))
 }
 
 function field<T>(body: unknown, key: string, what: string, check: (v: unknown) => boolean = (v) => v !== undefined && v !== null): T {

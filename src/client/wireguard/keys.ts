@@ -7,6 +7,9 @@
  */
 import { x25519 } from '@noble/curves/ed25519.js'
 import { LanrageError } from '../../shared/errors.ts'
+import { decodeKey, encodeKey, KEY_LEN } from '../../shared/identity.ts'
+
+export { encodeKey, KEY_LEN }
 
 export type WgPrivateKey = Uint8Array & { readonly __brand: 'WgPrivateKey' }
 export type WgPublicKey = Uint8Array & { readonly __brand: 'WgPublicKey' }
@@ -14,8 +17,6 @@ export interface WgKeyPair {
   privateKey: WgPrivateKey
   publicKey: WgPublicKey
 }
-
-export const KEY_LEN = 32
 
 export class InvalidKeyError extends LanrageError {
   constructor(message: string) {
@@ -50,21 +51,15 @@ export function sharedSecret(priv: WgPrivateKey, pub: WgPublicKey): Uint8Array {
   return x25519.getSharedSecret(priv, pub)
 }
 
-export function encodeKey(k: Uint8Array): string {
-  return Buffer.from(k).toString('base64')
-}
-
-const B64_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/
-
 /** Parses the 44-character base64 text `wg` prints (whitespace around it is ignored, as `wg pubkey` does). */
-function decodeKey(text: string, what: string): Uint8Array {
-  const t = text.trim()
-  if (!B64_KEY_RE.test(t)) throw new InvalidKeyError(`${what} must be 44 characters of base64 encoding 32 bytes (as wg prints it)`)
-  return new Uint8Array(Buffer.from(t, 'base64'))
+function parseKey(text: string, what: string): Uint8Array {
+  const k = decodeKey(text.trim())
+  if (!k) throw new InvalidKeyError(`${what} must be 44 characters of base64 encoding 32 bytes (as wg prints it)`)
+  return k
 }
 
-export const parsePrivateKey = (text: string) => decodeKey(text, 'private key') as WgPrivateKey
-export const parsePublicKey = (text: string) => decodeKey(text, 'public key') as WgPublicKey
+export const parsePrivateKey = (text: string) => parseKey(text, 'private key') as WgPrivateKey
+export const parsePublicKey = (text: string) => parseKey(text, 'public key') as WgPublicKey
 
 /** Constant-time comparison (keys are secrets or identities; never compare them with an early exit). */
 export function keysEqual(a: Uint8Array, b: Uint8Array): boolean {
