@@ -25,6 +25,7 @@ export const TOOLS = {
   haproxy: 'haproxy',
   node: 'nodejs',
   npm: 'npm',
+  promtool: 'prometheus',
 } as const
 export type Need = 'root' | keyof typeof TOOLS
 

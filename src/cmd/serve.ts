@@ -31,7 +31,7 @@ export const spec = {
     }),
     region: r.region,
     relayCapacity: Type.Integer({ ...r.capacity, description: 'most relay sessions at once' }),
-    relayMetricsPort: Type.Integer({ ...r.metricsPort, description: 'HTTP port for the relay GET /metrics; -1 = off' }),
+    relayMetricsPort: Type.Integer({ ...r.metricsPort, description: 'HTTP port serving the relay GET /metrics alone (they are in the control server /metrics anyway); -1 = off' }),
     ratePps: r.ratePps,
     rateBps: r.rateBps,
     idleTimeout: r.idleTimeout,
@@ -73,6 +73,8 @@ export async function main(argv: string[]): Promise<number> {
       if (e instanceof PortInUseError) throw e.withFlag(RELAY_FLAGS[e.flag] ?? e.flag)
       throw e
     }
+    // One /metrics for the process: the relay's figures beside the control server's (its own port stays optional).
+    control.metrics.addSource(() => relay.metricsText())
     return {
       reloadTls: control.reloadTls,
       async close() {

@@ -49,7 +49,7 @@ import {
   WS_PROTOCOL,
 } from '../shared/api.ts'
 import { apiPage } from './api-page.ts'
-import { ControlError, errorPlugin, methodTable, schemaError } from './errors.ts'
+import { ControlError, errorPlugin, routeTable, schemaError } from './errors.ts'
 import { errorAnswers, openApiDocument, type RouteDoc, type RouteLike } from './openapi.ts'
 import { Metrics } from './metrics.ts'
 import { clientAddress, proxyTrust } from './proxy.ts'
@@ -215,23 +215,28 @@ forwards a side's WireGuard handshakes only when their mac1 is valid for the oth
 export interface Control {
   app: ReturnType<typeof buildApp>
   service: ControlService
+  /** The /metrics registry: `lanrage serve` adds its relay's metrics to it. */
+  metrics: Metrics
 }
 
 /** Builds the app and returns it with its service (tests drive cleanup and flushes through the service). */
 export function createControl(deps: ControlDeps): Control {
   const service = new ControlService(deps)
-  return { app: buildApp(deps, service), service }
+  const metrics = new Metrics()
+  return { app: buildApp(deps, service, metrics), service, metrics }
 }
 
 export function createApp(deps: ControlDeps) {
   return createControl(deps).app
 }
 
-function buildApp(deps: ControlDeps, svc: ControlService) {
+function buildApp(deps: ControlDeps, svc: ControlService, metrics: Metrics) {
   const { config, logger } = deps
-  const metrics = new Metrics()
+  // One access line per request at debug (--log-level debug): the route template, never the path or query.
+  const accessLog = logger.child('http')
   const started = new WeakMap<Request, number>()
   const deadlines = new BodyDeadlines()
+  const clients = new WeakMap<Request, string | undefined>()
   const sockets = new Map<string, { peerId: string; sock: LiveSocket }>()
   // The caller of a bearer route, resolved once per request at the first route-aware stage (parse for a request
   // with a body, else transform): both run before validation, so an anonymous caller gets 401 whatever its body or
@@ -246,7 +251,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
   // relaySecret macros mark their routes' OpenAPI security). Checked in onParse too, before the body is read.
   let authRoutes: Map<string, 'bearer' | 'relaySecret'> | undefined
   const relayCaller = (request: Request) => svc.checkRelaySecret(request.headers.get('x-relay-secret'))
-  let methodsFor: (path: string) => string[] = () => []
+  let routes = routeTable([])
   let allRoutes: () => readonly RouteLike[] = () => []
   // Behind a reverse proxy every request comes from the proxy: the client is what our proxies appended to
   // X-Forwarded-For, read from the right (src/control/proxy.ts); what the client wrote itself is never taken.
@@ -264,7 +269,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
     // party) instead of the server buffering events for it without bound.
     websocket: { idleTimeout: 120, maxPayloadLength: config.maxBodyBytes, backpressureLimit: 1 << 20, closeOnBackpressureLimit: true },
   })
-    .use(errorPlugin(logger, (path) => methodsFor(path)))
+    .use(errorPlugin(logger, (path) => routes.methodsFor(path)))
     .macro({
       /** The route needs `Authorization: Bearer <token>`; the handler gets the caller as `peerId`. */
       bearer: {
@@ -278,8 +283,10 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
         transform: ({ request }) => relayCaller(request),
       },
     })
-    .onRequest(({ request }) => {
+    .onRequest(({ request, server }) => {
       started.set(request, performance.now())
+      // Read now: once the response is sent, Bun no longer knows the peer's address.
+      if (accessLog.enabled('debug')) clients.set(request, clientIp(server, request))
       const len = Number(request.headers.get('content-length') ?? 0)
       if (len > config.maxBodyBytes) throw new ControlError('PAYLOAD_TOO_LARGE', `request body of ${len} bytes exceeds the limit of ${config.maxBodyBytes}`, 413)
     })
@@ -300,8 +307,14 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
     })
     .onAfterResponse(({ request, route, set }) => {
       const t0 = started.get(request)
-      const status = typeof set.status === 'number' ? set.status : 200
-      metrics.observe(request.method, route || 'unmatched', status, t0 === undefined ? 0 : (performance.now() - t0) / 1000)
+      const seconds = t0 === undefined ? 0 : (performance.now() - t0) / 1000
+      // Elysia reports a WebSocket upgrade it made as 200; refused before routing (413, 426), it has no route.
+      let status = typeof set.status === 'number' ? set.status : 200
+      if (status === 200 && request.headers.get('upgrade')?.toLowerCase() === 'websocket') status = 101
+      const template = route || routes.templateFor(new URL(request.url).pathname) || 'unmatched'
+      metrics.observe(request.method, template, status, seconds)
+      if (accessLog.enabled('debug'))
+        accessLog.debug('request', { method: request.method, route: template, status, duration_ms: Math.round(seconds * 1e6) / 1000, client: clients.get(request) })
     })
     .use(apiPage(TITLE, () => apiDocument(allRoutes())))
 
@@ -602,7 +615,7 @@ function buildApp(deps: ControlDeps, svc: ControlService) {
     const security = (r.hooks.detail as { security?: Record<string, unknown>[] } | undefined)?.security?.[0]
     if (security) authRoutes.set(`${r.method} ${r.path}`, 'relaySecret' in security ? 'relaySecret' : 'bearer')
   }
-  methodsFor = methodTable(app.routes)
+  routes = routeTable(app.routes)
   allRoutes = () => app.routes
   return app
 }

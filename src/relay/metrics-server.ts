@@ -1,5 +1,6 @@
 /** The relay's HTTP endpoint: `GET /metrics` (Prometheus text) and `GET /health`, on its own port. */
 import { isAddrInUse, PortInUseError } from '../shared/errors.ts'
+import { processMetrics } from '../shared/process-metrics.ts'
 
 export interface MetricsServer {
   readonly port: number
@@ -16,7 +17,7 @@ export function startMetricsServer(o: { host: string; port: number; metrics: () 
       reusePort: false,
       fetch(req) {
         const path = new URL(req.url).pathname
-        if (path === '/metrics') return new Response(o.metrics(), { headers: { 'content-type': 'text/plain; version=0.0.4' } })
+        if (path === '/metrics') return new Response(o.metrics() + processMetrics(), { headers: { 'content-type': 'text/plain; version=0.0.4' } })
         if (path === '/health') return Response.json({ status: 'ok', ...o.health() })
         return Response.json({ error: { code: 'ROUTE_NOT_FOUND', message: 'not found' } }, { status: 404 })
       },

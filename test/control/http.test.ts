@@ -33,7 +33,7 @@ describe('service routes', () => {
     expect(text).toMatch(/lanrage_http_requests_total\{method="GET",route="\/parties\/:party_id",status="404"\} 1/)
     expect(text).toMatch(/lanrage_http_requests_total\{method="POST",route="\/auth\/register",status="200"\} \d+/)
     expect(text).toContain('# TYPE lanrage_http_request_duration_seconds histogram')
-    expect(text).toMatch(/lanrage_http_request_duration_seconds_bucket\{le="\+Inf"\} \d+/)
+    expect(text).toMatch(/lanrage_http_request_duration_seconds_bucket\{method="POST",route="\/auth\/register",le="\+Inf"\} \d+/)
     expect(text).toMatch(/^lanrage_parties 1$/m)
     expect(text).toMatch(/^lanrage_peers 1$/m)
     expect(text).toMatch(/^lanrage_ws_clients 0$/m)
