@@ -135,6 +135,7 @@ const ENTRIES: { name: string; src: string; never: { files: string[]; external: 
   { name: 'lanrage', src: srcOf(pkg.exports['.'].default), never: NODE_SAFE },
   { name: 'lanrage/client', src: srcOf(pkg.exports['./client'].default), never: NODE_SAFE },
   { name: 'lanrage-client', src: srcOf(clientPkg.exports['.'].default), never: NODE_SAFE },
+  { name: 'lanrage/settings', src: srcOf(pkg.exports['./settings'].bun), never: { files: ['src/client/', 'src/control/', 'src/relay/', 'src/cmd/'], external: ['elysia', '@elysiajs/'] } },
   { name: 'lanrage/control', src: srcOf(pkg.exports['./control'].bun), never: { files: ['src/client/', 'src/relay/', 'src/cmd/'], external: [] } },
   { name: 'lanrage/relay', src: srcOf(pkg.exports['./relay'].bun), never: { files: ['src/client/', 'src/control/', 'src/db/', 'src/cmd/'], external: ['elysia', 'drizzle-orm'] } },
 ]

@@ -11,7 +11,7 @@ import type { TObject, TSchema } from '@sinclair/typebox'
 import { Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { COMMANDS } from '../cli.ts'
-import { openDatabase } from '../db/client.ts'
+import { openSettingsDatabase } from '../db/client.ts'
 import { SETTING_TYPES, type SettingType } from '../db/schema/settings.ts'
 import { parseTyped, SettingsStore, type SettingRow } from '../db/settings.ts'
 import { runCommand } from '../shared/command.ts'
@@ -125,7 +125,7 @@ export async function main(argv: string[]): Promise<number> {
     }
 
     // The default file lives in $LANRAGE_HOME, LANrage's own directory (0700); a --db elsewhere keeps its directory.
-    const open = openDatabase(path, { privateDir: !cfg.db })
+    const open = openSettingsDatabase(path, { privateDir: !cfg.db })
     try {
       const store = new SettingsStore(open.db)
       switch (verb) {

@@ -1,6 +1,7 @@
 /**
- * Opens a SQLite database with the pragmas this project relies on and applies the migrations in drizzle/
- * with drizzle's bun-sqlite migrator (drizzle-kit's other drivers cannot run under bun:sqlite).
+ * Opens a SQLite database with the pragmas this project relies on and applies its migration streams
+ * (src/db/migrations.ts): a server's database gets the settings and the control tables (`openDatabase`), a
+ * user's settings file the settings tables only (`openSettingsDatabase`).
  *
  * Every database here holds secrets (the server's private keys; settings may hold a relay secret), so the file
  * and its -wal/-shm/-journal sidecars (same content) are 0600 and a directory created for it is 0700.
@@ -8,20 +9,22 @@
 import { Database } from 'bun:sqlite'
 import { dirname } from 'node:path'
 import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite'
-import { migrate } from 'drizzle-orm/bun-sqlite/migrator'
 import { createLogger, type Logger } from '../shared/log.ts'
 import { ensurePrivateDir, ensurePrivateFile } from '../shared/private-files.ts'
+import { dropUnusedControlTables, migrateStreams, type Stream } from './migrations.ts'
 import * as schema from './schema/index.ts'
+import * as settingsSchema from './schema/settings.ts'
 
+/** A server's database: the settings and the control tables. */
 export type Db = BunSQLiteDatabase<typeof schema>
-export interface OpenDb {
-  db: Db
+/** A user's settings file: the settings tables only. */
+export type SettingsDb = BunSQLiteDatabase<typeof settingsSchema>
+export interface OpenDb<D = Db> {
+  db: D
   sqlite: Database
   path: string
   close(): void
 }
-
-export const MIGRATIONS_FOLDER = new URL('../../drizzle', import.meta.url).pathname
 
 export interface OpenOptions {
   /**
@@ -36,7 +39,23 @@ export interface OpenOptions {
 /** The files SQLite keeps beside a database in WAL mode (or after a crash in rollback mode): same secrets. */
 const SIDECARS = ['-wal', '-shm', '-journal']
 
+/** A control server's database (`lanrage control`, `lanrage serve`): created if missing, both streams migrated. */
 export function openDatabase(path: string, o: OpenOptions = {}): OpenDb {
+  return open(path, o, ['settings', 'control'], schema)
+}
+
+/**
+ * A settings file ($LANRAGE_HOME/settings.db, `lanrage settings --db`): created if missing, the settings stream
+ * migrated. A file from before the split keeps its settings and loses its control tables if it never used them.
+ */
+export function openSettingsDatabase(path: string, o: OpenOptions = {}): OpenDb<SettingsDb> {
+  return open(path, o, ['settings'], settingsSchema, (sqlite) => {
+    const dropped = dropUnusedControlTables(sqlite)
+    if (dropped.length) (o.log ?? createLogger('db')).info('removed the unused control server tables from a settings file', { path, tables: dropped.length })
+  })
+}
+
+function open<S extends Record<string, unknown>>(path: string, o: OpenOptions, streams: Stream[], tables: S, before?: (sqlite: Database) => void): OpenDb<BunSQLiteDatabase<S>> {
   if (path !== ':memory:' && path !== '') {
     const warn = (m: string) => (o.log ?? createLogger('db')).warn(m)
     ensurePrivateDir(dirname(path), { tighten: o.privateDir ?? false, warn })
@@ -51,8 +70,14 @@ export function openDatabase(path: string, o: OpenOptions = {}): OpenDb {
   sqlite.exec('PRAGMA synchronous = NORMAL')
   sqlite.exec('PRAGMA foreign_keys = ON')
   sqlite.exec('PRAGMA busy_timeout = 5000')
-  const db = drizzle(sqlite, { schema })
-  migrate(db, { migrationsFolder: MIGRATIONS_FOLDER })
+  try {
+    before?.(sqlite)
+    migrateStreams(sqlite, streams)
+  } catch (e) {
+    sqlite.close(false)
+    throw e
+  }
+  const db = drizzle(sqlite, { schema: tables })
   let closed = false
   return {
     db,

@@ -1,12 +1,21 @@
 /**
- * The typed settings store: every value keeps its type through a round trip (string, int, float, bool, json;
- * null stays null). Values are stored as text plus a type tag so the table stays readable with the sqlite3 CLI.
+ * `lanrage/settings`: the settings database (Bun only: bun:sqlite).
+ *
+ *   import { openSettings } from 'lanrage/settings'
+ *   const s = openSettings()                         // $LANRAGE_HOME/settings.db (~/.lanrage), created if missing
+ *   s.settings.set('relay.port', 51820)              // typed: string, int, float, bool, json, null
+ *   s.favorites.add({ name: 'LAN box', address: '10.66.0.5:27015', game: 'cs2' })
+ *   s.close()
+ *
+ * The typed settings store keeps every value's type through a round trip (null stays null); values are stored as
+ * text plus a type tag so the table stays readable with the sqlite3 CLI. The same stores work on a server's own
+ * database (the `settings` table there holds that server's option defaults).
  */
 import { asc, eq } from 'drizzle-orm'
 import { decodeValue, encodeValue, SettingsError, typeOf, type SettingValue } from '../shared/settings-codec.ts'
 import { existsSync } from 'node:fs'
 import { defaultSettingsPath } from '../shared/home.ts'
-import { openDatabase, type Db } from './client.ts'
+import { openSettingsDatabase, type OpenOptions, type SettingsDb } from './client.ts'
 import { isUniqueViolation } from './errors.ts'
 import { favoriteServers, gameProfiles, SERVER_MODES, serverConfigs, SETTING_TYPES, settings, type SettingType } from './schema/settings.ts'
 
@@ -58,7 +67,7 @@ export function parseTyped(text: string, type?: SettingType): { value: SettingVa
 }
 
 export class SettingsStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: SettingsDb) {}
 
   private checkKey(key: string) {
     if (!KEY_RE.test(key)) throw new SettingsError('INVALID_SETTING_KEY', `setting key ${JSON.stringify(key)} must match ${KEY_RE}`)
@@ -115,7 +124,7 @@ export type ServerConfig = typeof serverConfigs.$inferSelect
 
 /** Named control/relay/serve configurations a user keeps (`server_configs`). */
 export class ServerConfigStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: SettingsDb) {}
 
   list(mode?: ServerMode): ServerConfig[] {
     const rows = this.db.select().from(serverConfigs).orderBy(asc(serverConfigs.name)).all()
@@ -155,7 +164,7 @@ export type FavoriteServer = typeof favoriteServers.$inferSelect
 
 /** Game servers reachable over the virtual network that a user marked (`favorite_servers`, unique by address). */
 export class FavoriteServerStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: SettingsDb) {}
 
   list(game?: string): FavoriteServer[] {
     const rows = this.db.select().from(favoriteServers).orderBy(asc(favoriteServers.name), asc(favoriteServers.address)).all()
@@ -183,7 +192,7 @@ export type GameProfile = typeof gameProfiles.$inferSelect
 
 /** Per-game tuning as a JSON object (`game_profiles`), e.g. { keepalive: 25, mtu: 1380, ports: [27015] }. */
 export class GameProfileStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: SettingsDb) {}
 
   list(game?: string): GameProfile[] {
     const rows = this.db.select().from(gameProfiles).orderBy(asc(gameProfiles.name)).all()
@@ -211,11 +220,42 @@ export class GameProfileStore {
   }
 }
 
-/** Reads option values from the settings database under $LANRAGE_HOME, when there is one (`lanrage up`). */
+export interface SettingsDatabase {
+  readonly path: string
+  /** `settings`: typed key/value pairs (option defaults are `<command>.<option>`, e.g. relay.port). */
+  readonly settings: SettingsStore
+  /** `server_configs`: named control/relay/serve option sets. */
+  readonly servers: ServerConfigStore
+  /** `favorite_servers`: game servers, unique by address. */
+  readonly favorites: FavoriteServerStore
+  /** `game_profiles`: a JSON object per game. */
+  readonly games: GameProfileStore
+  close(): void
+}
+
+/**
+ * Opens a settings file (default $LANRAGE_HOME/settings.db), creating and migrating it as needed. The default
+ * file's directory is LANrage's own and is kept private (0700); a path of your own keeps its directory as it is.
+ */
+export function openSettings(path?: string, o: OpenOptions = {}): SettingsDatabase {
+  const open = openSettingsDatabase(path ?? defaultSettingsPath(), { privateDir: path === undefined, ...o })
+  return {
+    path: open.path,
+    settings: new SettingsStore(open.db),
+    servers: new ServerConfigStore(open.db),
+    favorites: new FavoriteServerStore(open.db),
+    games: new GameProfileStore(open.db),
+    close: () => open.close(),
+  }
+}
+
+/** Reads option values from the settings file under $LANRAGE_HOME, when there is one (`lanrage up`, `lanrage nat`). */
 export function settingsReader(env: Record<string, string | undefined> = process.env): ((key: string) => unknown) | undefined {
   const path = defaultSettingsPath(env)
   if (!existsSync(path)) return undefined
-  const open = openDatabase(path, { privateDir: true })
+  const open = openSettingsDatabase(path, { privateDir: true })
   const store = new SettingsStore(open.db)
   return (key) => store.get(key)
 }
+
+export { SETTING_TYPES, type SettingType } from './schema/settings.ts'

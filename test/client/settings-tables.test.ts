@@ -3,12 +3,12 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { openDatabase } from '../../src/db/client.ts'
+import { openSettingsDatabase } from '../../src/db/client.ts'
 import { FavoriteServerStore, GameProfileStore, ServerConfigStore } from '../../src/db/settings.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'lrc-settings-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-const fresh = (name: string) => openDatabase(join(dir, `${name}.db`))
+const fresh = (name: string) => openSettingsDatabase(join(dir, `${name}.db`))
 
 const bad = (f: () => unknown) => {
   try {

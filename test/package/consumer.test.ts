@@ -7,7 +7,8 @@
 //   - the same consumer script (consumer.mjs) runs under Node and under Bun importing only package entries:
 //     register, create a party, hear peer_joined over the WebSocket, ALLOCATE at the relay, NAT type from its STUN
 //     ports,
-//   - under Node the server entries say they need Bun; under Bun they embed a control server and a relay.
+//   - under Node the server and settings entries say they need Bun; under Bun they embed a control server and a
+//     relay, and open a settings file.
 // npm installs from its cache first (--prefer-offline): the repository's own `npm install` filled it.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -107,7 +108,7 @@ describe.skipIf(!!skip)('npm pack', () => {
     const bad = files.filter((f) => !/^package\/(dist\/.+\.(js|d\.ts)|bin\/lanrage|drizzle\/.+\.(sql|json)|package\.json|README\.md)$/.test(f))
     expect(bad).toEqual([])
     expect(files.filter((f) => /test|bench|\.ts$/.test(f.replace(/\.d\.ts$/, '')))).toEqual([])
-    for (const entry of ['cli', 'client/index', 'control/index', 'relay/index', 'bun-only']) {
+    for (const entry of ['cli', 'client/index', 'db/settings', 'control/index', 'relay/index', 'bun-only']) {
       expect(files).toContain(`package/dist/${entry}.js`)
       expect(files).toContain(`package/dist/${entry}.d.ts`)
     }
@@ -220,13 +221,34 @@ describe.skipIf(!!skip)('the consumer script, from the installed packages', () =
 })
 
 describe.skipIf(!!skip)('the server entries', () => {
-  test('under Node, lanrage/control and lanrage/relay refuse at import with one line saying they need Bun', () => {
-    for (const entry of ['lanrage/control', 'lanrage/relay']) {
+  test('under Node, lanrage/control, lanrage/relay and lanrage/settings refuse at import with one line saying they need Bun', () => {
+    for (const entry of ['lanrage/control', 'lanrage/relay', 'lanrage/settings']) {
       const r = run(['node', '--input-type=module', '-e', `await import('${entry}')`], APP_FULL, 30_000)
       expect(r.code).not.toBe(0)
       expect(r.err).toContain('runs on Bun only')
     }
   })
+
+  test('under Bun, lanrage/settings opens a settings file with the settings tables only', () => {
+    const script = join(APP_FULL, 'settings.mjs')
+    const path = join(work, 'user-settings.db')
+    writeFileSync(
+      script,
+      `import { openSettings } from 'lanrage/settings'
+import { Database } from 'bun:sqlite'
+const s = openSettings(${JSON.stringify(path)})
+s.settings.set('relay.port', 51820)
+s.favorites.add({ name: 'box', address: '10.66.0.5:27015' })
+const port = s.settings.get('relay.port')
+s.close()
+const tables = new Database(${JSON.stringify(path)}).query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all().map((r) => r.name)
+console.log(JSON.stringify({ port, tables }))
+`,
+    )
+    const r = run([process.execPath, script], APP_FULL, 60_000)
+    if (r.code !== 0) throw new Error(`settings failed (${r.code}):\n${r.err}`)
+    expect(JSON.parse(r.out.trim().split('\n').at(-1)!)).toEqual({ port: 51820, tables: ['__drizzle_migrations', 'favorite_servers', 'game_profiles', 'server_configs', 'settings'] })
+  }, 60_000)
 
   test('under Bun, lanrage/control and lanrage/relay embed a control server and a relay that registers with it', () => {
     const script = join(APP_FULL, 'embed.mjs')
