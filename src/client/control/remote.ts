@@ -1,5 +1,5 @@
 /**
- * RemoteControlPlane: the control server's HTTP API and its `/ws` live channel (CONTRACTS.md).
+ * RemoteControlPlane: the control server's HTTP API and its `/ws` live channel (README.md, "API").
  *
  * - Registration proves possession of the WireGuard private key: HMAC-SHA256 keyed by X25519(our private,
  *   server public) over the 32 challenge bytes. The token it yields goes in `Authorization: Bearer`.
