@@ -8,6 +8,7 @@ import { safeText } from '../shared/terminal.ts'
 import { RemoteControlPlane } from '../client/control/remote.ts'
 import { detectNatFromPort } from '../client/nat/detect.ts'
 import { IFNAME_RE, WireGuardInterface } from '../client/wireguard/iface.ts'
+import { machineFacts, preflightProblem } from '../client/wireguard/preflight.ts'
 import { DEFAULT_TIMING } from '../client/punch/conn.ts'
 import { Agent, nameFromHost } from '../client/agent/agent.ts'
 import { MAX_PEER_NAME, PeerName } from '../shared/api.ts'
@@ -56,6 +57,12 @@ export const spec = {
   }),
 } satisfies CommandSpec<any>
 
+/** What it means when no relay answered STUN from the WireGuard port, said once at start-up. */
+export const NO_STUN_ANSWER =
+  'no STUN answer from any relay: UDP from this machine to the relays is blocked (a firewall?) or they are down, so this ' +
+  'machine does not know its public address; peers can reach it only if they can reach it directly, and relaying uses ' +
+  'the same UDP ports, so it will most likely fail too'
+
 /** STUN at our own relays: a short schedule (≈3.75 s worst case) so a dead relay does not hold up `up`. */
 const STUN_RETRANSMIT = { rtoMs: 250, rc: 4, rm: 8 }
 
@@ -80,6 +87,9 @@ export async function main(argv: string[]): Promise<number> {
     if (pos.length) throw new UsageError(`unexpected argument ${JSON.stringify(pos[0])}`)
     if ((cfg.create === undefined) === (cfg.join === undefined)) throw new UsageError('give exactly one of --create NAME or --join PARTY_ID')
     controlUrlList(cfg.control) // a bad URL in the list is one line now, before any key or port is touched
+    // What this machine lacks (root or CAP_NET_ADMIN, ip and wg, WireGuard) stops it here: before any party exists.
+    const lacking = preflightProblem(machineFacts(), cfg.interface)
+    if (lacking) throw lacking
     const running = readStatusFile()
     if (running && alive(running.pid) && running.pid !== process.pid)
       throw new LanrageError('ALREADY_RUNNING', `an agent is already running (pid ${running.pid}, ${statusPath()}); run lanrage down first`)
@@ -89,6 +99,7 @@ export async function main(argv: string[]): Promise<number> {
     const listenPort = await claimUdpPort(cfg.listenPort)
     const privateKey = loadOrCreateKey()
     const control = new RemoteControlPlane({ url: cfg.control, privateKey, log, tls })
+    log.info('registering with the control server', { control: cfg.control })
     await control.register()
     await control.connect()
     control.startHeartbeats(cfg.heartbeatInterval * 1000)
@@ -106,7 +117,11 @@ export async function main(argv: string[]): Promise<number> {
       {
         control,
         listRelays: () => listRelays(control.url, control.token!, tls),
-        detectNat: (port, targets) => detectNatFromPort(port, targets, { retransmit: STUN_RETRANSMIT, log }),
+        detectNat: async (port, targets) => {
+          const r = await detectNatFromPort(port, targets, { retransmit: STUN_RETRANSMIT, log })
+          if (!r.mappings.length) log.warn(NO_STUN_ANSWER, { asked: r.failures.map((f) => `${f.server} ${f.code}`).join(', ') })
+          return r
+        },
         allocate,
         createInterface: (name) => WireGuardInterface.create({ name, log }),
         now: Date.now,

@@ -259,6 +259,22 @@ describe.skipIf(!!skip)('lanrage up: cone / cone / cone', () => {
     expect(s.ctx.lab!.exec(a.ns, ['ip', 'link', 'show', 'dev', iface]).code).not.toBe(0)
     expect(lanrage(['status'], a)).toMatchObject({ code: 1, err: 'lanrage status: no agent is running\n' })
   }, 30_000)
+
+  test('UDP to the relays blocked: up says in a WARN that no relay answered STUN and what that means', s.logged(async () => {
+    const lab = s.ctx.lab!
+    const block = (op: '-I' | '-D') => lab.exec(Natlab.ns('nat1'), ['iptables', op, 'FORWARD', '-p', 'udp', '-d', PUB_IP, '-j', 'DROP'])
+    expect(block('-I').code).toBe(0)
+    try {
+      const a = await s.up(1, { create: 'behind a firewall' })
+      expect(a.proc.err).toMatch(
+        /WARN {2}agent: no STUN answer from any relay: UDP from this machine to the relays is blocked \(a firewall\?\) or they are down, .* asked="203\.0\.113\.10:\d+ STUN_TIMEOUT, 203\.0\.113\.10:\d+ STUN_TIMEOUT"$/m,
+      )
+      expect(a.proc.err).toMatch(/public mapping endpoint=null nat_type=unknown/)
+      expect(lanrage(['down'], a).code).toBe(0)
+    } finally {
+      block('-D')
+    }
+  }), 30_000)
 })
 
 for (const kinds of [

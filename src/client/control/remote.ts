@@ -176,7 +176,8 @@ export class RemoteControlPlane implements ControlPlane {
     t.tried = 0
     if (++t.round >= this.retry.attempts) return false
     const d = backoffDelay(t.round - 1, this.retry, this.random)
-    this.log.debug('request failed, retrying', { what, why, in_ms: d })
+    // Said at each try, so a user of `lanrage up` sees what it waits for instead of a silent minute.
+    this.log.warn(`control server not answering: attempt ${t.round} of ${this.retry.attempts} failed, next in ${(d / 1000).toFixed(1)} s`, { what, control: this.described, error: why })
     await this.sleep(d)
     return !this.closed
   }
