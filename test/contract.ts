@@ -137,6 +137,14 @@ export function watchControl(base: string): void {
   if (!contracts.has(origin)) contracts.set(origin, loadContract(origin))
 }
 
+/**
+ * Stops checking `base` (its server stopped). Every test file runs in one process, so a port a control server had
+ * may later go to a fake server of another test, which must not be held to the old server's document.
+ */
+export function unwatchControl(base: string): void {
+  contracts.delete(new URL(base).origin)
+}
+
 // The document is fetched once per origin, when its first response is checked (the server is up by then).
 function loadContract(origin: string): Promise<Contract> {
   let loaded: Promise<Contract> | undefined

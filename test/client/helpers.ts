@@ -1,6 +1,6 @@
 // Helpers for the client tests: run the real CLI, find the natlab script, wait for a condition.
 import { join } from 'node:path'
-import { watchControl } from '../contract.ts'
+import { unwatchControl, watchControl } from '../contract.ts'
 
 export const REPO = join(import.meta.dir, '..', '..')
 export const BIN = join(REPO, 'bin', 'lanrage')
@@ -96,6 +96,7 @@ export async function startControlProcess(db: string, port: number, args: string
       proc.kill('SIGTERM')
       await proc.exited
       controlProcs.delete(proc)
+      unwatchControl(url)
     },
   }
 }

@@ -14,7 +14,7 @@ import { createControl, type Control } from '../../src/control/app.ts'
 import { defaultControlConfig, type ControlConfig } from '../../src/control/config.ts'
 import { ManualClock } from '../../src/shared/clock.ts'
 import { silentLogger } from '../../src/shared/log.ts'
-import { watchControl } from '../contract.ts'
+import { unwatchControl, watchControl } from '../contract.ts'
 
 export const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64')
 export const unb64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'))
@@ -57,6 +57,7 @@ export async function startServer(opts: { config?: Partial<ControlConfig>; dbPat
       control.service.flush()
       control.service.hub.closeAll()
       await control.app.stop(true)
+      unwatchControl(base)
       open.close()
     },
   }

@@ -2,7 +2,7 @@
 // Host header cannot choose where other members send their relay traffic.
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { watchControl } from '../contract.ts'
+import { unwatchControl, watchControl } from '../contract.ts'
 import { call, registeredPeers, tempDir, type TestPeer } from './helpers.ts'
 
 const BIN = join(import.meta.dir, '..', '..', 'bin', 'lanrage')
@@ -33,6 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   proc.kill('SIGTERM')
   await proc.exited
+  unwatchControl(base)
 })
 
 test('the relay in offers and GET /relays is the relay’s own address, whatever Host the client sends', async () => {

@@ -12,7 +12,7 @@ import { startRelay } from '../../src/relay/index.ts'
 import { allocate, fakeData, fakeInitiation } from '../../src/relay/testing.ts'
 import { fromBase64Url } from '../../src/shared/wire/ticket.ts'
 import { registeredPeers, type TestPeer } from '../control/helpers.ts'
-import { watchControl } from '../contract.ts'
+import { unwatchControl, watchControl } from '../contract.ts'
 import { peer, portRange, until } from './helpers.ts'
 
 const SECRET = 'relay-test-secret'
@@ -30,6 +30,7 @@ function control(port: number) {
     async stop() {
       c.service.hub.closeAll()
       await c.app.stop(true)
+      unwatchControl(base)
       open.close()
     },
   }
