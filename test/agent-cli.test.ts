@@ -10,12 +10,27 @@ import { needs } from './needs.ts'
 const home = () => mkdtempSync(join(tmpdir(), 'lanrage-agent-cli-'))
 
 describe('lanrage up / status / down without an agent', () => {
-  test('up needs exactly one of --create and --join', () => {
+  test('up takes at most one of --create and --join, and with --no-api one is needed', () => {
     const env = { LANRAGE_HOME: home() }
-    for (const args of [[], ['--create', 'x', '--join', '0123456789ab']]) {
-      const r = lanrage(['up', ...args], env)
-      expect(r.code).toBe(2)
-      expect(r.err).toContain('lanrage up: give exactly one of --create NAME or --join PARTY_ID\nSee: lanrage up --help')
+    const both = lanrage(['up', '--create', 'x', '--join', '0123456789ab'], env)
+    expect(both.code).toBe(2)
+    expect(both.err).toContain('lanrage up: give --create NAME or --join PARTY_ID, not both\nSee: lanrage up --help')
+    const neither = lanrage(['up', '--no-api'], env)
+    expect(neither.code).toBe(2)
+    expect(neither.err).toContain('lanrage up: with --no-api, give --create NAME or --join PARTY_ID (without them the party is chosen on the page)\nSee: lanrage up --help')
+  })
+
+  test('up: a busy local API port stops it at start, in one line naming --api-port', async () => {
+    const held = Bun.serve({ hostname: '127.0.0.1', port: 0, reusePort: false, fetch: () => new Response('another program') })
+    try {
+      const h = home()
+      const r = lanrage(['up', '--control', 'http://127.0.0.1:1', '--api-port', String(held.port)], { LANRAGE_HOME: h })
+      expect(r.code).toBe(1)
+      expect(r.err.trim()).toBe(`lanrage up: local API: port ${held.port}/tcp is already in use; choose another with --api-port (PORT_IN_USE)`)
+      // Nothing registered, no status file: it stopped before anything else.
+      expect(lanrage(['status'], { LANRAGE_HOME: h }).code).toBe(1)
+    } finally {
+      held.stop(true)
     }
   })
 

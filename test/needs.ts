@@ -26,6 +26,7 @@ export const TOOLS = {
   node: 'nodejs',
   npm: 'npm',
   promtool: 'prometheus',
+  chromium: 'chromium',
 } as const
 export type Need = 'root' | keyof typeof TOOLS
 

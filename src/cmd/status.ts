@@ -43,8 +43,16 @@ export const formatLatency = (ms: number | null | undefined) => (typeof ms === '
 export function formatStatus(s: StatusFile, now = Date.now()): string {
   const host = s.party?.host_id
   const nameOf = (name: string | null | undefined, id: string) => `${name ?? '-'}${id === host ? ' (host)' : ''}`
+  const party = s.party
+    ? `${s.party.party_id} (${s.party.name})`
+    : s.state === 'starting'
+      ? '(starting)'
+      : s.state === 'idle' && s.api
+        ? `(none: create or join one on the page, ${s.api})`
+        : '(none yet)'
   const lines = [
-    `party:     ${s.party ? `${s.party.party_id} (${s.party.name})` : '(none yet)'}`,
+    `party:     ${party}`,
+    ...(s.message ? [`note:      ${s.message}`] : []),
     `interface: ${s.interface} port ${s.listen_port}`,
     `this peer: ${s.self ? `${nameOf(s.self.name, s.self.peer_id)} ${s.self.peer_id} ${s.self.virtual_ip ?? ''} public ${s.self.public_endpoint ?? 'unknown'} nat ${s.self.nat_type}` : '(registering)'}`,
     `peers:     ${s.peers.length}`,

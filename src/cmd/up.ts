@@ -10,24 +10,32 @@ import { detectNatFromPort } from '../client/nat/detect.ts'
 import { IFNAME_RE, WireGuardInterface } from '../client/wireguard/iface.ts'
 import { machineFacts, preflightProblem } from '../client/wireguard/preflight.ts'
 import { DEFAULT_TIMING } from '../client/punch/conn.ts'
-import { Agent, nameFromHost } from '../client/agent/agent.ts'
+import { Agent, nameFromHost, type RelayEndpoint } from '../client/agent/agent.ts'
 import { MAX_PEER_NAME, PeerName } from '../shared/api.ts'
 import { hostname } from 'node:os'
 import { allocate, listRelays } from '../client/agent/relay-client.ts'
-import { alive, loadOrCreateKey, readStatusFile, removeStatusFile, statusPath, writeStatusFile } from '../client/agent/state.ts'
-import { settingsReader } from '../db/settings.ts'
+import { alive, loadOrCreateApiKey, loadOrCreateKey, readStatusFile, removeStatusFile, statusPath, writeStatusFile } from '../client/agent/state.ts'
+import { AgentSession } from '../client/agent/session.ts'
+import { createLocalApi, DEFAULT_API_PORT, loadAssets, type LocalApi, WEB_DIR } from '../client/agent/local-api.ts'
+import { openDatabase } from '../db/client.ts'
+import { FavoriteServerStore, GameProfileStore, parseTyped, ServerConfigStore, SettingsStore, settingsReader } from '../db/settings.ts'
+import { defaultSettingsPath } from '../shared/home.ts'
+import { Value } from '@sinclair/typebox/value'
+import { randomBytes } from 'node:crypto'
 import { controlUrlList, readCaFile } from '../shared/tls.ts'
 import { openUdpSocket } from '../client/net/udp.ts'
 
 export const spec = {
   name: 'up',
-  summary: 'create or join a party and keep this machine on its WireGuard network (the client agent)',
+  summary: 'run the client agent: create or join a party (here or on its page) and keep this machine on its WireGuard network',
   description: [
     'Registers this machine (its WireGuard key in $LANRAGE_HOME/private.key), learns its public address by',
     'STUN at the relay, creates (--create NAME) or joins (--join PARTY_ID) a party, brings up the interface',
     'with the party virtual IP and connects to every member: directly when both NATs allow it, else relayed.',
     'Prints `party_id: <id>` and one line per peer whenever its path (direct / relay / connecting) changes.',
-    'Runs until Ctrl-C, SIGTERM or `lanrage down`, then leaves the party and removes the interface.',
+    'Without --create or --join it waits for a party chosen on its page, http://127.0.0.1:8666/ (the local API;',
+    '--no-api turns it off). Runs until Ctrl-C, SIGTERM or `lanrage down`, then leaves the party and removes',
+    'the interface.',
   ].join('\n'),
   schema: Type.Object({
     control: Type.String({
@@ -48,6 +56,8 @@ export const spec = {
     }),
     listenPort: Type.Integer({ default: 0, minimum: 0, maximum: 65535, description: 'WireGuard UDP port (0: a free one)' }),
     directRetry: Type.Number({ default: DEFAULT_TIMING.directRetryMs / 1000, minimum: 1, description: 'seconds between tries of a direct path while relayed (doubling while they fail)' }),
+    api: Type.Boolean({ default: true, description: 'serve the local API and page on 127.0.0.1 (--no-api: off; then --create or --join is needed)' }),
+    apiPort: Type.Integer({ default: DEFAULT_API_PORT, minimum: 0, maximum: 65535, description: 'TCP port of the local API and page on 127.0.0.1 (0: a free one)' }),
     heartbeatInterval: Type.Number({
       default: 30,
       minimum: 0.5,
@@ -82,10 +92,24 @@ async function claimUdpPort(port: number): Promise<number> {
   }
 }
 
+/** The local API's listener: 127.0.0.1 only, never sharing its port; a busy port is one line naming --api-port. */
+function serveApi(port: number, fetch: (req: Request) => Promise<Response>) {
+  try {
+    // idleTimeout: live-update streams carry a comment every KEEPALIVE_MS, well within it.
+    return Bun.serve({ hostname: '127.0.0.1', port, reusePort: false, idleTimeout: 30, fetch })
+  } catch (e) {
+    if (isAddrInUse(e)) throw new PortInUseError('local API', port, 'tcp', '--api-port', { cause: e })
+    throw e
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
-  return runCommand(spec, { argv, env: process.env, settings: settingsReader() }, async (cfg, pos) => {
+  const settings = settingsReader()
+  return runCommand(spec, { argv, env: process.env, settings }, async (cfg, pos) => {
     if (pos.length) throw new UsageError(`unexpected argument ${JSON.stringify(pos[0])}`)
-    if ((cfg.create === undefined) === (cfg.join === undefined)) throw new UsageError('give exactly one of --create NAME or --join PARTY_ID')
+    if (cfg.create !== undefined && cfg.join !== undefined) throw new UsageError('give --create NAME or --join PARTY_ID, not both')
+    if (!cfg.api && cfg.create === undefined && cfg.join === undefined)
+      throw new UsageError('with --no-api, give --create NAME or --join PARTY_ID (without them the party is chosen on the page)')
     controlUrlList(cfg.control) // a bad URL in the list is one line now, before any key or port is touched
     // What this machine lacks (root or CAP_NET_ADMIN, ip and wg, WireGuard) stops it here: before any party exists.
     const lacking = preflightProblem(machineFacts(), cfg.interface)
@@ -96,61 +120,148 @@ export async function main(argv: string[]): Promise<number> {
 
     const log = createLogger('agent')
     const tls = cfg.caFile ? readCaFile(cfg.caFile) : undefined
-    const listenPort = await claimUdpPort(cfg.listenPort)
-    const privateKey = loadOrCreateKey()
-    const control = new RemoteControlPlane({ url: cfg.control, privateKey, log, tls })
-    log.info('registering with the control server', { control: cfg.control })
-    await control.register()
-    await control.connect()
-    control.startHeartbeats(cfg.heartbeatInterval * 1000)
+    // The settings database, for the page's settings view and the name setting read at every create/join.
+    const db = openDatabase(defaultSettingsPath(), { privateDir: true })
+    const store = new SettingsStore(db.db)
+    const cleanups: (() => unknown)[] = [() => db.close()]
+    const cleanup = () => {
+      for (const c of cleanups.splice(0).reverse()) {
+        try {
+          c()
+        } catch (e) {
+          log.warn('cleanup failed', { error: e })
+        }
+      }
+    }
+    try {
+      // --name (or LANRAGE_NAME) wins; a name from the settings is read again for every party, so the page's
+      // "Your name" applies to the next one; without either, the host name.
+      const fromSettings = cfg.name === undefined || cfg.name === settings?.('up.name')
+      const nameNow = () => {
+        if (!fromSettings) return cfg.name
+        const v = store.get('up.name')
+        if (v === undefined || v === null) return nameFromHost(hostname())
+        if (typeof v === 'string' && Value.Check(PeerName, v)) return v
+        log.warn('the setting up.name is not a usable name (1-32 printable characters); using the host name', {})
+        return nameFromHost(hostname())
+      }
 
-    const agent = new Agent(
-      {
-        privateKey,
-        interfaceName: cfg.interface,
-        listenPort,
-        party: cfg.create !== undefined ? { create: cfg.create, maxPeers: cfg.maxPeers } : { join: cfg.join! },
-        password: cfg.password,
-        name: cfg.name ?? nameFromHost(hostname()),
-        timing: { ...DEFAULT_TIMING, directRetryMs: cfg.directRetry * 1000 },
-      },
-      {
+      // The local API binds first: a busy port stops here, before anything registers or changes.
+      let api: LocalApi | null = null
+      let server: ReturnType<typeof serveApi> | null = null
+      let session: AgentSession | null = null
+      if (cfg.api) {
+        api = createLocalApi({
+          session: {
+            status: () => session!.status(),
+            subscribe: (fn) => session!.subscribe(fn),
+            create: (name, o) => session!.create(name, o),
+            join: (id, o) => session!.join(id, o),
+            leave: () => session!.leave(),
+          },
+          settings: {
+            settings: store,
+            parseTyped,
+            serverConfigs: new ServerConfigStore(db.db),
+            favorites: new FavoriteServerStore(db.db),
+            gameProfiles: new GameProfileStore(db.db),
+          },
+          apiKey: loadOrCreateApiKey(),
+          pageToken: randomBytes(32).toString('hex'),
+          port: () => server?.port ?? cfg.apiPort,
+          assets: loadAssets(WEB_DIR),
+          log,
+        })
+        const s = serveApi(cfg.apiPort, api.fetch)
+        server = s
+        cleanups.push(() => s.stop(true), () => api!.close())
+      }
+      const pageUrl = server ? `http://127.0.0.1:${server.port}/` : null
+
+      const listenPort = await claimUdpPort(cfg.listenPort)
+      const privateKey = loadOrCreateKey()
+      const control = new RemoteControlPlane({ url: cfg.control, privateKey, log, tls })
+      cleanups.push(() => void control.close())
+      log.info('registering with the control server', { control: cfg.control })
+      await control.register()
+      await control.connect()
+      control.startHeartbeats(cfg.heartbeatInterval * 1000)
+
+      const agentDeps = {
         control,
         listRelays: () => listRelays(control.url, control.token!, tls),
-        detectNat: async (port, targets) => {
+        detectNat: async (port: number, targets: RelayEndpoint[]) => {
           const r = await detectNatFromPort(port, targets, { retransmit: STUN_RETRANSMIT, log })
           if (!r.mappings.length) log.warn(NO_STUN_ANSWER, { asked: r.failures.map((f) => `${f.server} ${f.code}`).join(', ') })
           return r
         },
         allocate,
-        createInterface: (name) => WireGuardInterface.create({ name, log }),
+        createInterface: (name: string) => WireGuardInterface.create({ name, log }),
         now: Date.now,
         log,
-        say: (line) => console.log(line),
-        openEcho: (address, port, onMessage) => openUdpSocket({ hostname: address, port, onMessage, onError: (e) => log.debug('latency echo', { error: e }) }),
+        say: (line: string) => console.log(line),
+        openEcho: (address: string, port: number, onMessage: (d: Uint8Array, p: number, a: string) => void) =>
+          openUdpSocket({ hostname: address, port, onMessage, onError: (e) => log.debug('latency echo', { error: e }) }),
         hrNow: () => performance.now(),
-        writeStatus: (s) => writeStatusFile({ ...s, control: cfg.control, ...(cfg.caFile ? { ca_file: cfg.caFile } : {}) }),
-      },
-    )
-    let stopping: Promise<void> | null = null
-    const stop = () => (stopping ??= agent.stop().finally(removeStatusFile))
-    const { promise: signalled, resolve: onStopSignal } = Promise.withResolvers<string>()
-    const onSignal = (sig: string) => {
-      log.info('stopping', { signal: sig })
-      onStopSignal('')
-      void stop()
-    }
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-    try {
-      await agent.start()
-    } catch (e) {
+      }
+      const active = new AgentSession({
+        makeAgent: (party, password, onStatus) =>
+          new Agent(
+            {
+              privateKey,
+              interfaceName: cfg.interface,
+              listenPort,
+              party,
+              password,
+              name: nameNow(),
+              timing: { ...DEFAULT_TIMING, directRetryMs: cfg.directRetry * 1000 },
+            },
+            { ...agentDeps, writeStatus: onStatus },
+          ),
+        idleStatus: () => ({
+          pid: process.pid,
+          interface: cfg.interface,
+          listen_port: listenPort,
+          party: null,
+          self: control.peerId ? { peer_id: control.peerId, name: nameNow() ?? null, virtual_ip: null, public_endpoint: null, nat_type: 'unknown' } : null,
+          peers: [],
+          updated_at: new Date().toISOString(),
+        }),
+        publish: (s) => writeStatusFile({ ...s, api: pageUrl, control: cfg.control, ...(cfg.caFile ? { ca_file: cfg.caFile } : {}) }),
+        log,
+      })
+      session = active
+      writeStatusFile({ ...active.status(), api: pageUrl, control: cfg.control, ...(cfg.caFile ? { ca_file: cfg.caFile } : {}) })
+
+      let stopping: Promise<void> | null = null
+      const stop = () => (stopping ??= active.stop().finally(() => {
+        removeStatusFile()
+        cleanup()
+      }))
+      const { promise: signalled, resolve: onStopSignal } = Promise.withResolvers<string>()
+      const onSignal = (sig: string) => {
+        log.info('stopping', { signal: sig })
+        onStopSignal('')
+        void stop()
+      }
+      process.on('SIGINT', onSignal)
+      process.on('SIGTERM', onSignal)
+      if (pageUrl) console.log(`page: ${pageUrl}`)
+      try {
+        if (cfg.create !== undefined) await active.create(cfg.create, { password: cfg.password, maxPeers: cfg.maxPeers })
+        else if (cfg.join !== undefined) await active.join(cfg.join, { password: cfg.password })
+      } catch (e) {
+        await stop()
+        throw e
+      }
+      // Started with --create/--join, the process ends with its party; started idle, it waits for the next one.
+      const ended = cfg.create !== undefined || cfg.join !== undefined ? active.partyEnded : new Promise<string>(() => {})
+      const why = await Promise.race([ended, signalled])
       await stop()
-      throw e
+      if (why) console.log(safeText(`stopped: ${why}`))
+      return 0
+    } finally {
+      cleanup()
     }
-    const why = await Promise.race([agent.ended, signalled])
-    await stop()
-    if (why) console.log(safeText(`stopped: ${why}`))
-    return 0
   })
 }

@@ -3,7 +3,7 @@ import { describe, expect, test } from 'bun:test'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { alive, keyPath, loadOrCreateKey, readStatusFile, removeStatusFile, statusPath, writeStatusFile, type StatusFile } from '../../src/client/agent/state.ts'
+import { alive, apiKeyPath, keyPath, loadOrCreateApiKey, loadOrCreateKey, readStatusFile, removeStatusFile, statusPath, writeStatusFile, type StatusFile } from '../../src/client/agent/state.ts'
 import { formatAge, formatBytes, formatLatency, formatStatus } from '../../src/cmd/status.ts'
 
 const env = () => ({ LANRAGE_HOME: join(mkdtempSync(join(tmpdir(), 'lanrage-state-')), 'home') })
@@ -49,6 +49,19 @@ describe('agent state files', () => {
     writeFileSync(keyPath(e), 'not a key\n')
     expect(() => loadOrCreateKey(e)).toThrow()
     expect(readFileSync(keyPath(e), 'utf8')).toBe('not a key\n')
+  })
+
+  test('the local API key: 64 hex digits, 0600, the same on every start; a file without one is replaced', () => {
+    const e = env()
+    const k = loadOrCreateApiKey(e)
+    expect(k).toMatch(/^[0-9a-f]{64}$/)
+    expect(statSync(apiKeyPath(e)).mode & 0o777).toBe(0o600)
+    expect(loadOrCreateApiKey(e)).toBe(k)
+    writeFileSync(apiKeyPath(e), 'guessable\n', { mode: 0o644 })
+    const k2 = loadOrCreateApiKey(e)
+    expect(k2).toMatch(/^[0-9a-f]{64}$/)
+    expect(k2).not.toBe(k)
+    expect(statSync(apiKeyPath(e)).mode & 0o777).toBe(0o600)
   })
 
   test('the status file round-trips, is replaced whole, and goes away', () => {
@@ -104,6 +117,12 @@ describe('formatStatus', () => {
     const text = formatStatus(status({ party: null, self: null, peers: [] }))
     expect(text).toContain('party:     (none yet)')
     expect(text).toContain('this peer: (registering)')
+  })
+
+  test('an agent waiting for a party on its page says where the page is, and what the last attempt came to', () => {
+    const text = formatStatus(status({ party: null, peers: [], state: 'idle', api: 'http://127.0.0.1:8666/', message: 'join party 0123456789ab failed: wrong password' }))
+    expect(text.split('\n').slice(0, 2)).toEqual(['party:     (none: create or join one on the page, http://127.0.0.1:8666/)', 'note:      join party 0123456789ab failed: wrong password'])
+    expect(formatStatus(status({ party: null, peers: [], state: 'starting' }))).toContain('party:     (starting)')
   })
 
   test('every line is escaped: a hostile name cannot add a line or clear the screen', () => {

@@ -768,7 +768,10 @@ export class Agent {
     this.deps.writeStatus(s)
   }
 
-  /** Leaves the party, removes the interface, closes the control plane. Safe to call twice. */
+  /**
+   * Leaves the party and removes the interface. Safe to call twice. The control plane stays open: it belongs to
+   * whoever made it (one `lanrage up` process holds one registration across the parties it joins in turn).
+   */
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
@@ -786,6 +789,5 @@ export class Agent {
       if (r) log.info('left party', { party_id: this.party.party_id, result: r })
     }
     if (this.iface) await this.iface.delete().catch((e) => log.warn('removing the interface failed', { error: e }))
-    await control.close().catch(() => {})
   }
 }

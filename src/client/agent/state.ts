@@ -4,6 +4,7 @@
  * The status file is replaced atomically (temp file + rename) so a reader never sees half of it.
  * Both files, like $LANRAGE_HOME itself, are the owner's only (0600 / 0700; looser ones are tightened with a warning).
  */
+import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ensureLanrageHome, lanrageHome } from '../../shared/home.ts'
@@ -11,33 +12,74 @@ import { createLogger } from '../../shared/log.ts'
 import { ensurePrivateFile, PRIVATE_FILE_MODE } from '../../shared/private-files.ts'
 import { encodeKey, generatePrivateKey, parsePrivateKey } from '../wireguard/keys.ts'
 import type { AgentStatus } from './agent.ts'
+import type { SessionState } from './session.ts'
 
 type Env = Record<string, string | undefined>
 const warn = (m: string) => createLogger('home').warn(m)
 export const keyPath = (env: Env = process.env) => join(lanrageHome(env), 'private.key')
 export const statusPath = (env: Env = process.env) => join(lanrageHome(env), 'agent.json')
+export const apiKeyPath = (env: Env = process.env) => join(lanrageHome(env), 'api.key')
 
 /** The agent's status file plus what `down` needs to clean up after an agent that died. */
 export interface StatusFile extends AgentStatus {
+  /** The running process's state (session.ts); absent in files of older agents, which always had a party. */
+  state?: SessionState
+  /** What the last request or the party's end came to, when there is something to tell. */
+  message?: string | null
+  /** The local API and page, when it runs (`http://127.0.0.1:8666/`). */
+  api?: string | null
   control: string
   /** `up --ca-file`, for `down` to reach an https:// control server with a private CA. */
   ca_file?: string
 }
 
-/** Loads the private key, creating one (mode 0600) on first use. */
-export function loadOrCreateKey(env: Env = process.env): string {
-  const path = keyPath(env)
+/**
+ * A one-line secret file under $LANRAGE_HOME (0600 in the 0700 directory): read back when there is one (`use`
+ * checks it and returns the value, or undefined to replace it), else made with `make` and written.
+ */
+function secretFile(path: string, env: Env, use: (text: string) => string | undefined, make: () => string): string {
   ensureLanrageHome(warn, env)
   if (existsSync(path)) {
     ensurePrivateFile(path, { warn })
-    const text = readFileSync(path, 'utf8').trim()
-    parsePrivateKey(text) // a corrupt key file is an error, never silently replaced (it is the peer's identity)
-    return text
+    const kept = use(readFileSync(path, 'utf8').trim())
+    if (kept !== undefined) return kept
   }
-  const key = encodeKey(generatePrivateKey())
-  writeFileSync(path, key + '\n', { mode: PRIVATE_FILE_MODE })
+  const value = make()
+  writeFileSync(path, value + '\n', { mode: PRIVATE_FILE_MODE })
   chmodSync(path, PRIVATE_FILE_MODE)
-  return key
+  return value
+}
+
+/** Loads the private key, creating one (mode 0600) on first use. */
+export function loadOrCreateKey(env: Env = process.env): string {
+  return secretFile(
+    keyPath(env),
+    env,
+    (text) => {
+      parsePrivateKey(text) // a corrupt key file is an error, never silently replaced (it is the peer's identity)
+      return text
+    },
+    () => encodeKey(generatePrivateKey()),
+  )
+}
+
+/**
+ * The local API's key for scripts (`Authorization: Bearer <key>`), created on first use: 32 random bytes as hex,
+ * mode 0600 in the 0700 $LANRAGE_HOME. Anyone who can read it can drive the agent, like the private key beside it.
+ * A file that holds no such key is replaced (it only authorizes, it identifies nothing).
+ */
+export function loadOrCreateApiKey(env: Env = process.env): string {
+  const path = apiKeyPath(env)
+  return secretFile(
+    path,
+    env,
+    (text) => {
+      if (/^[0-9a-f]{64}$/.test(text)) return text
+      warn(`${path} does not hold a key (64 hex digits); writing a new one`)
+      return undefined
+    },
+    () => randomBytes(32).toString('hex'),
+  )
 }
 
 export function writeStatusFile(s: StatusFile, env: Env = process.env): void {
