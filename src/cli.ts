@@ -6,26 +6,10 @@
  */
 import { didYouMean } from './shared/suggest.ts'
 
-type CommandModule = { main(argv: string[]): Promise<number> }
-interface Entry {
-  summary: string
-  load: () => Promise<CommandModule>
-}
-
-// Add a line here when a command's module lands; `test/cli.test.ts` runs --help on every entry.
-export const COMMANDS: Record<string, Entry> = {
-  serve: { summary: 'control server and relay in one process, SQLite under ./data/ (npm start)', load: () => import('./cmd/serve.ts') },
-  control: { summary: 'run the control server alone', load: () => import('./cmd/control.ts') },
-  relay: { summary: 'run the UDP relay alone (STUN, ticketed sessions, forwarding)', load: () => import('./cmd/relay.ts') },
-  keygen: { summary: 'print a new WireGuard private key, like `wg genkey`', load: () => import('./cmd/keygen.ts') },
-  nat: { summary: 'learn the public UDP endpoint and NAT type from two STUN servers', load: () => import('./cmd/nat.ts') },
-  pubkey: { summary: 'read a private key on stdin, print its public key, like `wg pubkey`', load: () => import('./cmd/pubkey.ts') },
-  up: { summary: 'create or join a party and keep this machine on its WireGuard network', load: () => import('./cmd/up.ts') },
-  down: { summary: 'stop the running agent: leave the party, remove the interface', load: () => import('./cmd/down.ts') },
-  status: { summary: "show the running agent's party and every peer's path (direct / relay / connecting)", load: () => import('./cmd/status.ts') },
-  settings: { summary: 'get, set, list or delete values in the settings database', load: () => import('./cmd/settings.ts') },
-  version: { summary: 'print the version (also --version; --json adds the runtime)', load: () => import('./cmd/version.ts') },
-}
+// The command table is its own module: a command may read it (settings checks keys against every command's
+// options) while this entry module is still running that command (its top-level await), which it could not import.
+export { COMMANDS } from './cmd/commands.ts'
+import { COMMANDS } from './cmd/commands.ts'
 
 export function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length))

@@ -75,7 +75,7 @@ describe('lanrage CLI', () => {
   }, 30_000)
 
   test('usage errors are exit 2 in every command', () => {
-    expect(lanrage(['up', '--control', 'http://127.0.0.1:9']).code).toBe(2) // neither --create nor --join
+    expect(lanrage(['up', '--no-api', '--control', 'http://127.0.0.1:9']).code).toBe(2) // neither --create nor --join, and no page to choose on
     expect(lanrage(['up', '--create', 'x', '--join', '0123456789ab']).code).toBe(2)
     expect(lanrage(['up', '--create', 'x', 'extra']).code).toBe(2)
     expect(lanrage(['keygen', 'extra']).code).toBe(2)

@@ -10,7 +10,7 @@
 import type { TObject, TSchema } from '@sinclair/typebox'
 import { Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { COMMANDS } from '../cli.ts'
+import { COMMANDS } from './commands.ts'
 import { openSettingsDatabase } from '../db/client.ts'
 import { SETTING_TYPES, type SettingType } from '../db/schema/settings.ts'
 import { parseTyped, SettingsStore, type SettingRow } from '../db/settings.ts'
@@ -88,6 +88,26 @@ function valueFor(key: string, k: KnownKey, text: string, type: SettingType | un
   const value = coerce(k.schema, text)
   if (!Value.Check(k.schema, value)) throw new UsageError(describeProblem(key, k.schema, text, false))
   return { value: value as SettingValue, type: want }
+}
+
+/**
+ * What `set KEY TEXT` stores in $LANRAGE_HOME/settings.db, with the same checks (the agent's page and local API
+ * store settings through it): an option a command reads there is checked like its flag and stored with its type;
+ * a key no command reads, or one a server reads from its own database, is refused (UsageError) unless `force`.
+ */
+export async function homeSetting(key: string, text: string, type: SettingType | undefined, force = false): Promise<{ value: SettingValue; type: SettingType }> {
+  const known = await lookUp(key)
+  if (!force && 'unknown' in known) throw new UsageError(known.unknown)
+  if (!force && 'from' in known && known.from === 'server')
+    throw new UsageError(`${key} is read by lanrage ${known.command} from its own database (its --db), not from $LANRAGE_HOME/settings.db`)
+  if (force || 'unknown' in known) {
+    try {
+      return parseTyped(text, type)
+    } catch (e) {
+      throw new UsageError(`${key}: ${(e as Error).message}`)
+    }
+  }
+  return valueFor(key, known, text, type)
 }
 
 export async function main(argv: string[]): Promise<number> {

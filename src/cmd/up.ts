@@ -18,7 +18,7 @@ import { alive, loadOrCreateApiKey, loadOrCreateKey, readStatusFile, removeStatu
 import { AgentSession } from '../client/agent/session.ts'
 import { createLocalApi, DEFAULT_API_PORT, loadAssets, type LocalApi, WEB_DIR } from '../client/agent/local-api.ts'
 import { openDatabase } from '../db/client.ts'
-import { FavoriteServerStore, GameProfileStore, parseTyped, ServerConfigStore, SettingsStore, settingsReader } from '../db/settings.ts'
+import { FavoriteServerStore, GameProfileStore, ServerConfigStore, SettingsStore, settingsReader } from '../db/settings.ts'
 import { defaultSettingsPath } from '../shared/home.ts'
 import { Value } from '@sinclair/typebox/value'
 import { randomBytes } from 'node:crypto'
@@ -161,7 +161,8 @@ export async function main(argv: string[]): Promise<number> {
           },
           settings: {
             settings: store,
-            parseTyped,
+            // The same checks as `lanrage settings set` (loaded here: the settings command imports the command list).
+            typed: async (key, text, type, force) => (await import('./settings.ts')).homeSetting(key, text, type, force),
             serverConfigs: new ServerConfigStore(db.db),
             favorites: new FavoriteServerStore(db.db),
             gameProfiles: new GameProfileStore(db.db),

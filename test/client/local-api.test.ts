@@ -9,7 +9,8 @@ import type { SessionStatus } from '../../src/client/agent/session.ts'
 import { SessionBusyError } from '../../src/client/agent/session.ts'
 import { ControlForbiddenError } from '../../src/client/control/errors.ts'
 import { openDatabase, type OpenDb } from '../../src/db/client.ts'
-import { FavoriteServerStore, GameProfileStore, parseTyped, ServerConfigStore, SettingsStore } from '../../src/db/settings.ts'
+import { FavoriteServerStore, GameProfileStore, ServerConfigStore, SettingsStore } from '../../src/db/settings.ts'
+import { homeSetting } from '../../src/cmd/settings.ts'
 import { createLogger } from '../../src/shared/log.ts'
 
 const KEY = 'a'.repeat(64)
@@ -79,7 +80,7 @@ beforeAll(() => {
     session,
     settings: {
       settings: new SettingsStore(db.db),
-      parseTyped,
+      typed: homeSetting,
       serverConfigs: new ServerConfigStore(db.db),
       favorites: new FavoriteServerStore(db.db),
       gameProfiles: new GameProfileStore(db.db),
@@ -328,15 +329,17 @@ describe('local API: live updates', () => {
 })
 
 describe('local API: the settings database', () => {
-  test('typed settings: a JSON value keeps its type, text is parsed like `lanrage settings set`, delete', async () => {
-    expect((await call('PUT', '/api/settings/up.direct_retry', { body: { value: 90 } })).body.setting).toMatchObject({ key: 'up.direct_retry', value: 90, type: 'int' })
+  test('settings a command reads are checked like its flags and stored with its type; others need force', async () => {
+    expect((await call('PUT', '/api/settings/up.direct_retry', { body: { value: 90 } })).body.setting).toMatchObject({ key: 'up.direct_retry', value: 90, type: 'float' })
     expect((await call('PUT', '/api/settings/up.name', { body: { text: 'Ana 🎮' } })).body.setting).toMatchObject({ value: 'Ana 🎮', type: 'string' })
-    expect((await call('PUT', '/api/settings/x.ratio', { body: { text: '1.5', type: 'float' } })).body.setting).toMatchObject({ value: 1.5, type: 'float' })
-    expect((await call('PUT', '/api/settings/x.flag', { body: { text: 'on', type: 'bool' } })).body.setting).toMatchObject({ value: true, type: 'bool' })
-    expect((await call('PUT', '/api/settings/x.list', { body: { value: [1, 'a'], type: 'json' } })).body.setting).toMatchObject({ value: [1, 'a'], type: 'json' })
+    expect((await call('PUT', '/api/settings/up.listen_port', { body: { text: '51820' } })).body.setting).toMatchObject({ value: 51820, type: 'int' })
+    expect((await call('PUT', '/api/settings/x.ratio', { body: { text: '1.5', type: 'float', force: true } })).body.setting).toMatchObject({ value: 1.5, type: 'float' })
+    expect((await call('PUT', '/api/settings/x.flag', { body: { text: 'on', type: 'bool', force: true } })).body.setting).toMatchObject({ value: true, type: 'bool' })
+    expect((await call('PUT', '/api/settings/x.list', { body: { value: [1, 'a'], force: true } })).body.setting).toMatchObject({ value: [1, 'a'], type: 'json' })
     const list = (await call('GET', '/api/settings')).body.settings
     expect(list.map((r: any) => [r.key, r.type])).toEqual([
-      ['up.direct_retry', 'int'],
+      ['up.direct_retry', 'float'],
+      ['up.listen_port', 'int'],
       ['up.name', 'string'],
       ['x.flag', 'bool'],
       ['x.list', 'json'],
@@ -347,18 +350,27 @@ describe('local API: the settings database', () => {
     expect((await call('DELETE', '/api/settings/x.flag')).status).toBe(404)
   })
 
-  test('bad settings are 422 naming what is wrong', async () => {
-    for (const [path, body, code] of [
-      ['/api/settings/Bad Key', { value: 1 }, 'INVALID_SETTING_KEY'],
-      ['/api/settings/x.n', { text: 'abc', type: 'int' }, 'INVALID_SETTING'],
-      ['/api/settings/x.n', { value: 'abc', type: 'int' }, 'INVALID_SETTING'],
-      ['/api/settings/x.n', { text: '1', type: 'decimal' }, 'VALIDATION'],
-      ['/api/settings/x.n', { value: 1, text: '1' }, 'VALIDATION'],
+  test('a value `lanrage up` could not start with is refused, 422 saying why (nothing stored)', async () => {
+    for (const [key, body, message] of [
+      ['up.listen_port', { text: 'abc' }, /^up\.listen_port .*integer/],
+      ['up.listen_port', { value: 70000 }, /^up\.listen_port .*65535/],
+      ['up.name', { text: 'ana\u001b[2J' }, /^up\.name /],
+      ['up.nmae', { text: 'ana' }, /no option "nmae" \(did you mean up\.name\?\)/],
+      ['control.port', { text: '8667' }, /read by lanrage control from its own database/],
+      ['x.n', { text: '1' }, /no command reads "x\.n"/],
+      ['x.n', { text: 'abc', type: 'int', force: true }, /x\.n: value "abc" is not an integer/],
+      ['Bad Key', { value: 1, force: true }, /setting key "Bad Key" must match/],
     ] as const) {
-      const r = await call('PUT', path.replace(' ', '%20'), { body })
+      const r = await call('PUT', `/api/settings/${encodeURIComponent(key)}`, { body })
       expect(r.status).toBe(422)
-      expect(r.body.error.code).toBe(code)
+      expect(r.body.error.message).toMatch(message)
     }
+    for (const body of [{ text: '1', type: 'decimal' }, { value: 1, text: '1' }]) {
+      const r = await call('PUT', '/api/settings/up.listen_port', { body })
+      expect(r.status).toBe(422)
+      expect(r.body.error.code).toBe('VALIDATION')
+    }
+    expect((await call('GET', '/api/settings')).body.settings.find((r: any) => r.key === 'up.listen_port').value).toBe(51820)
   })
 
   test('server configs, favorite servers and game profiles: save, list, delete; bad input 422, a duplicate 409', async () => {

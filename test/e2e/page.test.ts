@@ -199,13 +199,13 @@ describe.skipIf(!!skip)('the page: cone / cone', () => {
       ['up.heartbeat_interval', 'float', '15'],
       ['up.name', 'string', 'Ana'],
     ])
-    // A bad value is refused with the reason shown.
-    await p1.fill('#setting-form input[name=key]', 'x.n')
-    await p1.selectOption('#setting-form select[name=type]', 'int')
+    // A value `lanrage up` could not start with is refused, with the reason shown.
+    await p1.fill('#setting-form input[name=key]', 'up.listen_port')
+    await p1.selectOption('#setting-form select[name=type]', '')
     await p1.fill('#setting-form input[name=text]', 'many')
     await p1.click('#setting-form button[type=submit]')
     await p1.waitForSelector('#error:not([hidden])', { timeout: 5000 })
-    expect(await p1.textContent('#error')).toContain('is not an integer')
+    expect(await p1.textContent('#error')).toBe('up.listen_port must be an integer from 0 to 65535 (got "many")')
     await shot(p1, `${tag}-6-settings`)
     await p1.click('#tab-party')
   }), 30_000)

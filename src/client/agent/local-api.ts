@@ -58,8 +58,11 @@ export interface ApiSettings {
     set(key: string, value: SettingValue, type?: SettingType): { key: string; value: SettingValue; type: SettingType; updatedAt: number }
     delete(key: string): boolean
   }
-  /** Parses a typed text value the way `lanrage settings set` does. */
-  parseTyped(text: string, type?: SettingType): { value: SettingValue; type: SettingType }
+  /**
+   * The value to store for `key`, checked the way `lanrage settings set KEY TEXT` checks it (an option's key against
+   * the option, an unknown key refused unless `force`); throws a LanrageError saying what is wrong.
+   */
+  typed(key: string, text: string, type: SettingType | undefined, force: boolean): Promise<{ value: SettingValue; type: SettingType }>
   serverConfigs: {
     list(): ServerConfigRow[]
     save(input: { name: string; mode: 'control' | 'relay' | 'serve'; config: Record<string, unknown>; enabled?: boolean }): ServerConfigRow
@@ -132,14 +135,17 @@ const SettingType = Type.Union(
   SETTING_TYPES.map((t) => Type.Literal(t)),
   { description: `one of ${SETTING_TYPES.join(', ')}` },
 )
-/** `value`: a JSON value (its type inferred unless given); `text`: parsed like `lanrage settings set KEY TEXT`. */
+/** `value`: a JSON value, or `text` as typed on the command line; both checked like `lanrage settings set KEY TEXT`. */
 const SettingBody = Type.Union(
   [
-    Type.Object({ value: Type.Unknown(), type: Type.Optional(SettingType) }, { additionalProperties: false }),
-    Type.Object({ text: Type.String({ maxLength: 16_384 }), type: Type.Optional(SettingType) }, { additionalProperties: false }),
+    Type.Object({ value: Type.Unknown(), type: Type.Optional(SettingType), force: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+    Type.Object({ text: Type.String({ maxLength: 16_384 }), type: Type.Optional(SettingType), force: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
   ],
-  { description: 'an object with "value" (JSON) or "text", and an optional "type"' },
+  { description: 'an object with "value" (JSON) or "text", and optional "type" and "force"' },
 )
+
+/** A JSON value as the command line would spell it (a string as is, anything else as JSON). */
+const asText = (v: unknown) => (typeof v === 'string' ? v : v === undefined ? '' : JSON.stringify(v))
 const JsonObject = Type.Record(Type.String(), Type.Unknown(), { description: 'a JSON object' })
 const ServerConfigBody = Type.Object(
   {
@@ -213,16 +219,20 @@ async function readJson(req: Request): Promise<unknown> {
 }
 
 /**
- * Runs a write to the settings database; its errors (src/db/settings.ts) become API errors: bad values 422, unknown
+ * Runs a check of or a write to the settings database (sync or async); its errors (src/db/settings.ts) become API errors: bad values 422, unknown
  * names 404, duplicates 409.
  */
 function stored<T>(write: () => T): T {
-  try {
-    return write()
-  } catch (e) {
+  const fail = (e: unknown): never => {
     if (!(e instanceof LanrageError)) throw e
-    const status = e.code === 'NOT_FOUND' ? 404 : e.code === 'ALREADY_EXISTS' ? 409 : e.code.startsWith('INVALID') ? 422 : e.status
-    throw new ApiError(e.code, e.message, status)
+    const status = e.code === 'NOT_FOUND' ? 404 : e.code === 'ALREADY_EXISTS' ? 409 : e.code.startsWith('INVALID') || e.code === 'USAGE' ? 422 : e.status
+    throw new ApiError(e.code === 'USAGE' ? 'INVALID_SETTING' : e.code, e.message, status)
+  }
+  try {
+    const r = write()
+    return (r instanceof Promise ? r.catch(fail) : r) as T
+  } catch (e) {
+    return fail(e)
   }
 }
 
@@ -282,11 +292,8 @@ export function createLocalApi(o: LocalApiOptions): LocalApi {
     'GET /api/settings': () => json(200, { settings: db.settings.list().map(settingRow) }),
     'PUT /api/settings/:': async (req, key) => {
       const b = parse(SettingBody, await readJson(req))
-      const row = stored(() => {
-        const typed = 'text' in b ? db.parseTyped(b.text, b.type) : { value: b.value as SettingValue, type: b.type }
-        return db.settings.set(key, typed.value, typed.type)
-      })
-      return json(200, { setting: settingRow(row) })
+      const typed = await stored(() => db.typed(key, 'text' in b ? b.text : asText(b.value), b.type, b.force ?? false))
+      return json(200, { setting: settingRow(stored(() => db.settings.set(key, typed.value, typed.type))) })
     },
     'DELETE /api/settings/:': (_req, key) => (db.settings.delete(key) ? json(200, { deleted: key }) : fail(404, 'NOT_FOUND', `no setting named ${JSON.stringify(key)}`)),
 
