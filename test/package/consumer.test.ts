@@ -105,9 +105,11 @@ const tarFiles = (tgz: string) => ok(['tar', 'tzf', tgz], work, 30_000).trim().s
 describe.skipIf(!!skip)('npm pack', () => {
   test('lanrage ships its compiled JavaScript and types, the launcher, the migrations and the README: no tests, benchmarks or sources', () => {
     const files = tarFiles(tarball)
-    const bad = files.filter((f) => !/^package\/(dist\/.+\.(js|d\.ts)|bin\/lanrage|drizzle\/.+\.(sql|json)|package\.json|README\.md)$/.test(f))
+    const bad = files.filter((f) => !/^package\/(dist\/.+\.(js|d\.ts)|bin\/lanrage|drizzle\/.+\.(sql|json)|web\/[a-z]+\.(html|js|css|svg)|package\.json|README\.md)$/.test(f))
     expect(bad).toEqual([])
     expect(files.filter((f) => /test|bench|\.ts$/.test(f.replace(/\.d\.ts$/, '')))).toEqual([])
+    // The agent's page: it serves these files from the package (no CDN).
+    for (const asset of ['index.html', 'app.js', 'style.css', 'favicon.svg']) expect(files).toContain(`package/web/${asset}`)
     for (const entry of ['cli', 'client/index', 'db/settings', 'control/index', 'relay/index', 'bun-only']) {
       expect(files).toContain(`package/dist/${entry}.js`)
       expect(files).toContain(`package/dist/${entry}.d.ts`)
