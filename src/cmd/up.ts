@@ -17,7 +17,7 @@ import { allocate, listRelays } from '../client/agent/relay-client.ts'
 import { alive, loadOrCreateApiKey, loadOrCreateKey, readStatusFile, removeStatusFile, statusPath, writeStatusFile } from '../client/agent/state.ts'
 import { AgentSession } from '../client/agent/session.ts'
 import { createLocalApi, DEFAULT_API_PORT, loadAssets, type LocalApi, WEB_DIR } from '../client/agent/local-api.ts'
-import { openDatabase } from '../db/client.ts'
+import { openSettingsDatabase } from '../db/client.ts'
 import { FavoriteServerStore, GameProfileStore, ServerConfigStore, SettingsStore, settingsReader } from '../db/settings.ts'
 import { defaultSettingsPath } from '../shared/home.ts'
 import { Value } from '@sinclair/typebox/value'
@@ -121,7 +121,7 @@ export async function main(argv: string[]): Promise<number> {
     const log = createLogger('agent')
     const tls = cfg.caFile ? readCaFile(cfg.caFile) : undefined
     // The settings database, for the page's settings view and the name setting read at every create/join.
-    const db = openDatabase(defaultSettingsPath(), { privateDir: true })
+    const db = openSettingsDatabase(defaultSettingsPath(), { privateDir: true })
     const store = new SettingsStore(db.db)
     const cleanups: (() => unknown)[] = [() => db.close()]
     const cleanup = () => {

@@ -8,7 +8,7 @@ import { createLocalApi, loadAssets, MAX_BODY_BYTES, MAX_STREAMS, TOKEN_HEADER, 
 import type { SessionStatus } from '../../src/client/agent/session.ts'
 import { SessionBusyError } from '../../src/client/agent/session.ts'
 import { ControlForbiddenError } from '../../src/client/control/errors.ts'
-import { openDatabase, type OpenDb } from '../../src/db/client.ts'
+import { openSettingsDatabase, type OpenDb, type SettingsDb } from '../../src/db/client.ts'
 import { FavoriteServerStore, GameProfileStore, ServerConfigStore, SettingsStore } from '../../src/db/settings.ts'
 import { homeSetting } from '../../src/cmd/settings.ts'
 import { createLogger } from '../../src/shared/log.ts'
@@ -66,7 +66,7 @@ class FakeSession implements ApiSession {
   }
 }
 
-let db: OpenDb
+let db: OpenDb<SettingsDb>
 let session: FakeSession
 let api: LocalApi
 let server: ReturnType<typeof Bun.serve>
@@ -74,7 +74,7 @@ let base = ''
 let port = 0
 
 beforeAll(() => {
-  db = openDatabase(':memory:')
+  db = openSettingsDatabase(':memory:')
   session = new FakeSession()
   api = createLocalApi({
     session,
