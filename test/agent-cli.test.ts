@@ -20,7 +20,8 @@ describe('lanrage up / status / down without an agent', () => {
     expect(neither.err).toContain('lanrage up: with --no-api, give --create NAME or --join PARTY_ID (without them the party is chosen on the page)\nSee: lanrage up --help')
   })
 
-  test('up: a busy local API port stops it at start, in one line naming --api-port', async () => {
+  // up checks the machine (root, ip, wg, WireGuard) before it binds anything.
+  test.skipIf(!!needs('root', 'ip', 'wg', 'wireguard-go'))('up: a busy local API port stops it at start, in one line naming --api-port', async () => {
     const held = Bun.serve({ hostname: '127.0.0.1', port: 0, reusePort: false, fetch: () => new Response('another program') })
     try {
       const h = home()
