@@ -164,8 +164,9 @@ describe.skipIf(!!skip)('lanrage up: cone / symmetric, one relay (its STUN alt p
     const a1 = await s.up(1, { create: 'fallback' })
     const started = Date.now()
     const a2 = await s.up(2, { join: a1.partyId })
-    // The status file appears with the interface, shortly after the virtual IP is printed.
-    expect((await until('a2 status', () => status(a2), (x) => x.running, 5000)).self.nat_type).toBe('symmetric')
+    // The agent's own view (its party, its NAT) reaches the status file with the interface, shortly after the
+    // virtual IP is printed; before that the file says the agent is starting.
+    expect((await until('a2 status', () => status(a2), (x) => x.running && x.party !== null, 5000)).self.nat_type).toBe('symmetric')
     expect(status(a1).self.nat_type).toBe('port_restricted_cone')
     await s.ctx.lab!.waitForPing(a1.ns, a2.vip, 15_000 - (Date.now() - started))
     await a1.proc.waitFor(/^peer [0-9a-f]{16} \S+ relay 203\.0\.113\.10:\d+$/m, 3000)

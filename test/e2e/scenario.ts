@@ -136,6 +136,8 @@ export function lanrage(args: string[], a: { home: string; ns: string }) {
 
 export interface StatusJson {
   running: boolean
+  state?: string
+  party: { party_id: string; name: string } | null
   self: { peer_id: string; name: string | null; virtual_ip: string; nat_type: string; public_endpoint: string | null }
   peers: {
     peer_id: string
